@@ -1,0 +1,56 @@
+"""The emotion classes: tokens.txt lines mapped to English keys, Chinese names and emoji."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# The released head's classes, in class-index order.
+EMOTIONS = ("angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown")
+CHINESE = {"angry": "生气", "disgusted": "厌恶", "fearful": "恐惧", "happy": "开心", "neutral": "中立",
+           "other": "其他", "sad": "难过", "surprised": "吃惊", "unknown": "未知"}
+EMOJI = {"angry": "😠", "disgusted": "🤢", "fearful": "😨", "happy": "😊", "neutral": "😐",
+         "other": "🤔", "sad": "😢", "surprised": "😲", "unknown": "❓"}
+UNUSED_PREFIX = "unuse"  # older tokens.txt files name masked classes unuse_0..unuse_3
+
+
+@dataclass(frozen=True)
+class Label:
+    key: str  # English key used in results ("happy")
+    zh: str
+    emoji: str
+    token: str  # the tokens.txt line ("开心/happy")
+    masked: bool  # an "unuse" class: logit -inf, score 0
+
+    @property
+    def display(self) -> str:
+        return f"{self.emoji} {self.zh} / {self.key.capitalize()}"
+
+
+def parse_tokens(lines: list[str]) -> list[Label]:
+    """Map tokens.txt lines to labels.  "开心/happy" gives happy; "<unk>" gives unknown; an
+    "unuse_N" line in a 9-class file takes the released class name of its position and is masked."""
+    labels = []
+    for index, token in enumerate(lines):
+        masked = token.startswith(UNUSED_PREFIX)
+        if masked and len(lines) == len(EMOTIONS):
+            key = EMOTIONS[index]
+        elif token == "<unk>":
+            key = "unknown"
+        elif "/" in token:
+            key = token.rsplit("/", 1)[1].strip().lower()
+        else:
+            key = token.strip()
+        zh = token.split("/", 1)[0] if "/" in token else CHINESE.get(key, key)
+        labels.append(Label(key, zh, EMOJI.get(key, "•"), token, masked))
+    keys = [label.key for label in labels]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"tokens.txt names a class twice: {keys}")
+    return labels
+
+
+def read_tokens(path: Path) -> list[Label]:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} lists no classes")
+    return parse_tokens(lines)

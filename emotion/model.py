@@ -1,0 +1,156 @@
+"""Finding a model folder and loading its weights into the network, strictly and fast.
+
+The network is built on the meta device (no random initialisation) and the state dict is read
+with mmap and assigned as is, so loading costs little more than reading the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import NetworkConfig, load_config
+from .labels import Label, read_tokens
+from .network import Emotion2VecNetwork
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_ROOT = PROJECT_ROOT / "models"
+DEFAULT_MODEL = "emotion2vec_plus_large"
+# name: (ModelScope id, Hugging Face id)
+KNOWN_MODELS = {
+    "emotion2vec_plus_large": ("iic/emotion2vec_plus_large", "emotion2vec/emotion2vec_plus_large"),
+    "emotion2vec_plus_base": ("iic/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_base"),
+    "emotion2vec_plus_seed": ("iic/emotion2vec_plus_seed", "emotion2vec/emotion2vec_plus_seed"),
+}
+REQUIRED_FILES = ("config.yaml", "model.pt", "tokens.txt")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ModelNotFoundError(RuntimeError):
+    """No usable model folder where one was expected."""
+
+
+class CheckpointError(RuntimeError):
+    """model.pt does not hold the weights the network needs."""
+
+
+def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:
+    """A known model name (models/<name>), a folder path, or None: $EMOTION_MODEL_DIR, else
+    models/emotion2vec_plus_large."""
+    if model is None:
+        model = os.environ.get("EMOTION_MODEL_DIR") or DEFAULT_MODEL
+    if str(model) in KNOWN_MODELS:
+        return MODELS_ROOT / str(model)
+    return Path(model).expanduser().resolve()
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+
+
+def not_found_message(model_dir: Path, name: str | None = None) -> str:
+    name = name or (model_dir.name if model_dir.name in KNOWN_MODELS else DEFAULT_MODEL)
+    ms_id, hf_id = KNOWN_MODELS[name]
+    missing = missing_files(model_dir)
+    return (
+        f"No model in {model_dir} (missing: {', '.join(missing)}).\n"
+        f"  Get it with:   python -m emotion download {name}\n"
+        f"  or copy the files of ModelScope {ms_id} (or Hugging Face {hf_id}) into that folder.\n"
+        f"  To use a model elsewhere, set EMOTION_MODEL_DIR=/path/to/folder or pass --model-dir."
+    )
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The plain state dict in model.pt: unwrapped from "state_dict"/"model", "module." stripped."""
+    try:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def assign_weights(network: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `state` into a meta-device network; fail on any missing or mis-shaped weight."""
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} (needs {tuple(v.shape)})"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing weights: {', '.join(missing[:5])}"
+                         + (" ..." if len(missing) > 5 else ""))
+        if wrong:
+            parts.append(f"{len(wrong)} mis-shaped weights: {'; '.join(wrong[:5])}"
+                         + (" ..." if len(wrong) > 5 else ""))
+        raise CheckpointError(f"{path} does not fit config.yaml: " + "; ".join(parts))
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        log.info("ignoring %d tensors in %s that inference does not use (e.g. %s)",
+                 len(extra), path.name, extra[0])
+    network.load_state_dict({k: state[k].float() for k in expected}, strict=True, assign=True)
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    if dtype in (None, "auto"):
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+@dataclass
+class LoadedModel:
+    network: Emotion2VecNetwork
+    config: NetworkConfig
+    labels: list[Label]
+    name: str
+    path: Path
+    device: torch.device
+    dtype: torch.dtype
+    load_seconds: float
+
+    @property
+    def dtype_name(self) -> str:
+        return {v: k for k, v in DTYPES.items()}[self.dtype]
+
+
+def load_model(model: str | os.PathLike | None = None, device: str | None = "auto",
+               dtype: str | None = "auto") -> LoadedModel:
+    """Load a model folder (see resolve_model_dir) onto `device`, ready for inference."""
+    start = time.perf_counter()
+    model_dir = resolve_model_dir(model)
+    if missing_files(model_dir):
+        raise ModelNotFoundError(not_found_message(model_dir))
+    labels = read_tokens(model_dir / "tokens.txt")
+    config = load_config(model_dir / "config.yaml", num_classes=len(labels))
+    with torch.device("meta"):
+        network = Emotion2VecNetwork(config)
+    assign_weights(network, read_state_dict(model_dir / "model.pt"), model_dir / "model.pt")
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    network = network.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    loaded = LoadedModel(network, config, labels, model_dir.name, model_dir, dev, dt,
+                         time.perf_counter() - start)
+    log.info("loaded %s on %s (%s) in %.2f s", loaded.name, dev, loaded.dtype_name, loaded.load_seconds)
+    return loaded

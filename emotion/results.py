@@ -1,0 +1,135 @@
+"""What a recognition gives back, as one schema, and how it is written to disk.
+
+A request's files land in outputs/<YYYYmmdd_HHMMSS>_<id>/: result.json, embedding.npy and
+processed_audio.wav.  They are written into a hidden temporary folder beside it, each file
+fsynced, and the folder renamed into place last: a result folder either is complete or does not
+exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .labels import Label
+from .timeline import Segment
+
+RESULT_FILE = "result.json"
+EMBEDDING_FILE = "embedding.npy"
+AUDIO_FILE = "processed_audio.wav"
+TMP_PREFIX = ".tmp-"
+TOP_K = 3
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class EmotionResult:
+    emotion: str
+    confidence: float
+    scores: dict[str, float]  # every class, in the head's order
+    labels: list[Label]
+    granularity: str
+    embedding: np.ndarray  # (D,) for utterance, (T, D) for frame
+    input: dict  # name, sha256, duration_s, sample_rate, channels
+    model: dict  # name, dtype, device
+    timing: dict  # decode_ms, inference_ms
+    chunks: int = 1  # > 1 when a long clip was analysed in windows
+    chunk_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    frame_starts: np.ndarray | None = None  # (T,) seconds, frame granularity only
+    frame_scores: np.ndarray | None = None  # (T, C)
+    segments: list[Segment] = field(default_factory=list)
+    audio: np.ndarray | None = None  # the processed 16 kHz clip
+    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def label(self) -> Label:
+        return next(label for label in self.labels if label.key == self.emotion)
+
+    @property
+    def top(self) -> list[dict]:
+        ranked = sorted(self.labels, key=lambda lb: -self.scores[lb.key])
+        return [{"emotion": lb.key, "label_zh": lb.zh, "emoji": lb.emoji, "score": self.scores[lb.key]}
+                for lb in ranked if not lb.masked][:TOP_K]
+
+    def to_dict(self) -> dict:
+        out = {
+            "emotion": self.emotion,
+            "label_zh": self.label.zh,
+            "emoji": self.label.emoji,
+            "confidence": self.confidence,
+            "scores": self.scores,
+            "top": self.top,
+            "granularity": self.granularity,
+            "timestamp": self.timestamp,
+            "input": self.input,
+            "model": self.model,
+            "timing": self.timing,
+            "chunks": self.chunks,
+            "chunk_s": self.chunk_s,
+            "embedding_shape": list(self.embedding.shape),
+            "warnings": self.warnings,
+            "schema_version": SCHEMA_VERSION,
+        }
+        if self.granularity == "frame" and self.frame_scores is not None:
+            out["frames"] = {
+                "labels": [lb.key for lb in self.labels],
+                "start_s": [round(float(t), 4) for t in self.frame_starts],
+                "scores": np.round(self.frame_scores.astype(np.float64), 6).tolist(),
+            }
+            out["timeline"] = [s.to_dict() for s in self.segments]
+        return out
+
+    def to_json(self) -> str:
+        # allow_nan=False: a NaN must never reach a file that claims to be JSON
+        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False, indent=2)
+
+
+def _fsync_write(path: Path, write) -> None:
+    with open(path, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def new_folder_name() -> str:
+    return f"{datetime.now():%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:8]}"
+
+
+def write_result(result: EmotionResult, output_root: str | os.PathLike, embedding: bool = True,
+                 audio: bool = True) -> Path:
+    """Write one result folder under `output_root` atomically; return its path."""
+    root = Path(output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    text = result.to_json().encode("utf-8")  # fails before anything touches the disk
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
+    try:
+        _fsync_write(tmp / RESULT_FILE, lambda fh: fh.write(text))
+        if embedding:
+            _fsync_write(tmp / EMBEDDING_FILE,
+                         lambda fh: np.save(fh, result.embedding.astype(np.float32, copy=False)))
+        if audio and result.audio is not None:
+            _fsync_write(tmp / AUDIO_FILE,
+                         lambda fh: sf.write(fh, result.audio, 16000, format="WAV", subtype="FLOAT"))
+        final = root / new_folder_name()  # 32 random bits: distinct across writers
+        os.rename(tmp, final)  # a full folder cannot be replaced: rename fails if it exists
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return final
+    except BaseException:
+        for child in tmp.iterdir() if tmp.exists() else []:
+            child.unlink(missing_ok=True)
+        if tmp.exists():
+            tmp.rmdir()
+        raise

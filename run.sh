@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Speech emotion recognition with Emotion2Vec+.
+#
+#   ./run.sh [APP OPTIONS]       start the web app (creates .venv and fetches the model if missing)
+#   ./run.sh test [PYTEST ARGS]  run the test suite (creates .venv with the test packages)
+#   ./run.sh download [NAME]     download a model into models/NAME (default emotion2vec_plus_large)
+#   ./run.sh cli ARGS...         the command line: python -m emotion ARGS...
+#   ./run.sh --help              this text, and the app's options
+#
+# Environment: EMOTION_MODEL_DIR (model folder), GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+# (default 127.0.0.1:7860), PYTHON (interpreter used to create .venv, default python3).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=.venv
+PY="$VENV/bin/python"
+
+ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they changed
+    local stamp
+    stamp="$VENV/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        if [ ! -x "$PY" ]; then
+            "${PYTHON:-python3}" -m venv "$VENV"
+        fi
+        echo "Installing $* into $VENV (first run: a few minutes)..." >&2
+        "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+        local args=()
+        for f in "$@"; do args+=(-r "$f"); done
+        "$PY" -m pip install --quiet --disable-pip-version-check "${args[@]}" >&2
+        rm -f "$VENV"/.installed-*
+        touch "$stamp"
+    fi
+}
+
+threads() {  # use every core for the matrix products
+    local n
+    n=$(nproc 2>/dev/null || echo 4)
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$n}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-$n}"
+}
+
+export GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
+
+case "${1:-}" in
+    -h|--help)
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        if [ -x "$PY" ]; then echo; "$PY" app.py --help; fi
+        ;;
+    test)
+        shift
+        ensure_env requirements.txt requirements-test.txt
+        if [ -f tests/browser_setup.sh ]; then bash tests/browser_setup.sh; fi
+        threads
+        exec "$PY" -m pytest -q "$@"
+        ;;
+    download)
+        shift
+        ensure_env requirements.txt
+        exec "$PY" -m emotion download "$@"
+        ;;
+    cli)
+        shift
+        ensure_env requirements.txt
+        threads
+        exec "$PY" -m emotion "$@"
+        ;;
+    *)
+        ensure_env requirements.txt
+        threads
+        exec "$PY" app.py "$@"
+        ;;
+esac

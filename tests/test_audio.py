@@ -1,0 +1,100 @@
+"""Decoding, resampling and the checks on what comes in."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from emotion.audio import SAMPLE_RATE, AudioError, load_audio, prepare
+from emotion.resample import resample
+from tests.media import write_wav
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 24414, 32000, 44100, 48000, 96000])
+def test_resample_equals_torchaudio_transform(rate):
+    wave = torch.randn(int(rate * 0.9), generator=torch.Generator().manual_seed(rate))
+    expected = torchaudio.transforms.Resample(rate, SAMPLE_RATE)(wave[None])[0]
+    got = resample(wave, rate)
+    assert got.shape == expected.shape
+    assert torch.equal(got, expected)
+
+
+def test_block_built_kernel_is_used_for_awkward_rates(monkeypatch):
+    import emotion.resample as r
+
+    calls = []
+    real = r._kernel_rows
+    monkeypatch.setattr(r, "_kernel_rows", lambda *a: calls.append(a) or real(*a))
+    wave = torch.randn(24414)
+    assert torch.equal(resample(wave, 24414), torchaudio.transforms.Resample(24414, 16000)(wave[None])[0])
+    assert len(calls) > 1  # built in several blocks of rows
+
+
+@pytest.mark.parametrize("name", ["mono_44100.wav", "stereo_44100.wav", "clip.flac", "clip.ogg",
+                                  "clip.mp3", "clip.m4a", "clip.opus", "clip.webm", "pcm24_22050.wav"])
+def test_every_format_decodes_to_16k_mono(audio_dir, name):
+    audio = load_audio(audio_dir / name)
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert 1.0 < audio.duration_s < 2.5
+    assert 0.01 < float(np.std(audio.samples)) < 1
+    assert len(audio.sha256) == 64
+
+
+def test_wav_decodes_like_soundfile(audio_dir):
+    """The reference decodes with soundfile: our PyAV path must give the same samples."""
+    for name in ("stereo_44100.wav", "pcm24_22050.wav", "float_48000.wav"):
+        from emotion.audio import decode
+
+        ours, rate, channels, _ = decode(str(audio_dir / name), name)
+        data, sr = sf.read(audio_dir / name, dtype="float32")
+        ref = torch.from_numpy(data)
+        ref = ref.mean(-1) if ref.ndim > 1 else ref
+        assert sr == rate and torch.equal(ours, ref), name
+
+
+def test_content_decides_not_extension(audio_dir, tmp_path):
+    fake = tmp_path / "actually_mp3.wav"
+    fake.write_bytes((audio_dir / "clip.mp3").read_bytes())
+    assert load_audio(fake).duration_s > 1.5
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"this is not audio at all" * 10, "not a readable audio file"),
+    (b"<html><body>404</body></html>", "not a readable audio file"),
+])
+def test_bad_files_get_a_clear_error(tmp_path, content, reason):
+    p = tmp_path / "bad.wav"
+    p.write_bytes(content)
+    with pytest.raises(AudioError, match=reason) as err:
+        load_audio(p)
+    assert err.value.name == "bad.wav"
+
+
+def test_too_short_nan_and_rate_limits(tmp_path):
+    with pytest.raises(AudioError, match="too short"):
+        prepare(np.zeros(100, np.float32), 16000, "short.wav")
+    with pytest.raises(AudioError, match="NaN"):
+        prepare(np.full(16000, np.nan, np.float32), 16000, "nan.wav")
+    with pytest.raises(AudioError, match="sample rate"):
+        prepare(np.zeros(16000, np.float32), 4000, "low.wav")
+    p = write_wav(tmp_path / "short.wav", 0.05, 16000)
+    with pytest.raises(AudioError, match="too short"):
+        load_audio(p)
+    with pytest.raises(AudioError, match="no such file"):
+        load_audio(tmp_path / "missing.wav")
+
+
+def test_duration_cap(tmp_path):
+    p = write_wav(tmp_path / "long.wav", 3.0, 16000)
+    with pytest.raises(AudioError, match="longer than the 1 s limit"):
+        load_audio(p, max_duration_s=1.0)
+
+
+def test_truncated_file_is_accepted_with_a_warning(audio_dir, tmp_path):
+    data = (audio_dir / "mono_16000.wav").read_bytes()
+    p = tmp_path / "truncated.wav"
+    p.write_bytes(data[: len(data) // 2])
+    audio = load_audio(p)
+    assert audio.warnings and "truncated" in audio.warnings[0]
