@@ -27,7 +27,7 @@ MIN_DURATION_S = 0.1  # shorter clips are refused (the conv front end needs 400 
 MIN_SOURCE_RATE = 8000  # Hz
 MAX_SOURCE_RATE = 192000  # Hz
 MAX_CHANNELS = 8
-MAX_DURATION_S = float(os.environ.get("EMOTION_MAX_DURATION_S", 4 * 3600))  # decoded audio cap
+MAX_DURATION_S = float(os.environ.get("EMOTION_MAX_DURATION_S", 2 * 3600))  # decoded audio cap
 MAX_DECODE_S = float(os.environ.get("EMOTION_MAX_DECODE_S", 120))  # wall-clock decode cap
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this is reported as truncated
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm",
@@ -107,7 +107,7 @@ def decode(source, name: str, max_duration_s: float = MAX_DURATION_S,
                 fmt = frame.format.name
                 if not frame.format.is_planar:  # packed: (1, n * channels), interleaved
                     array = array.reshape(-1, channels).T
-                chunks.append(_to_float(array, fmt))
+                chunks.append(_mono(_to_float(array, fmt)))  # mixed per frame: memory / channels
                 total += array.shape[1]
                 if total > max_samples:
                     raise AudioError(name, f"longer than the {max_duration_s:g} s limit")
@@ -118,7 +118,7 @@ def decode(source, name: str, max_duration_s: float = MAX_DURATION_S,
                 raise AudioError(name, "the audio data cannot be decoded (" + _reason(exc) + ")") from None
             warning = f"decoding stopped early ({_reason(exc)}); analysed the first {total / rate:.2f} s"
             log.warning("%s: %s", name, warning)
-            return _mix(name, chunks), rate, channels, [warning]
+            return torch.cat(chunks), rate, channels, [warning]
         warnings = []
         declared = _declared_seconds(stream)
         if isinstance(source, str):
@@ -128,7 +128,7 @@ def decode(source, name: str, max_duration_s: float = MAX_DURATION_S,
                             "of audio (truncated?); analysed what is there")
     if total == 0:
         raise AudioError(name, "holds no audio samples")
-    return _mix(name, chunks), rate, channels, warnings
+    return torch.cat(chunks), rate, channels, warnings
 
 
 def _reason(exc: Exception) -> str:
@@ -176,9 +176,9 @@ def wav_declared_seconds(path: str) -> float | None:
         return None
 
 
-def _mix(name: str, chunks: list[np.ndarray]) -> torch.Tensor:
-    """Concatenate (channels, n) chunks and average the channels, as the reference does."""
-    data = torch.from_numpy(np.concatenate(chunks, axis=1))
+def _mono(block: np.ndarray) -> torch.Tensor:
+    """Average the channels of a (channels, n) block as the reference does ((n, ch).mean(-1))."""
+    data = torch.from_numpy(block)
     return data[0].clone() if data.shape[0] == 1 else data.T.mean(-1)
 
 
