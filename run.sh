@@ -22,7 +22,6 @@ ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they ch
             "${PYTHON:-python3}" -m venv "$VENV"
         fi
         echo "Installing $* into $VENV (first run: a few minutes)..." >&2
-        "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
         local args=()
         for f in "$@"; do args+=(-r "$f"); done
         "$PY" -m pip install --quiet --disable-pip-version-check "${args[@]}" >&2

@@ -103,6 +103,16 @@ def assign_weights(network: torch.nn.Module, state: dict[str, torch.Tensor], pat
     network.load_state_dict({k: state[k].float() for k in expected}, strict=True, assign=True)
 
 
+def use_available_cores() -> None:
+    """torch counts the host's cores; in a container limited to fewer, extra threads only contend."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return
+    if torch.get_num_threads() > available:
+        torch.set_num_threads(available)
+
+
 def pick_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,6 +149,7 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
                dtype: str | None = "auto") -> LoadedModel:
     """Load a model folder (see resolve_model_dir) onto `device`, ready for inference."""
     start = time.perf_counter()
+    use_available_cores()
     model_dir = resolve_model_dir(model)
     if missing_files(model_dir):
         raise ModelNotFoundError(not_found_message(model_dir))
