@@ -1,0 +1,319 @@
+"""The web app, served in-process on 127.0.0.1 with the tiny random checkpoint."""
+
+from __future__ import annotations
+
+import http.client as httpclient
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.media import write_wav
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from emotion.ui import build_app, launch_kwargs, list_history  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve(tmp_path, monkeypatch, tiny_model):
+    """serve(recognizer, **launch overrides) -> (demo, url, output_root); closed after the test."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    started = []
+
+    def start(recognizer, queue_size=None, coalesce=None, **overrides):
+        out = tmp_path / "outputs"
+        demo = build_app(recognizer, out, queue_size=queue_size, coalesce=coalesce)
+        kwargs = launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(),
+                               auth="", **overrides)
+        demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+        started.append(demo)
+        return demo, demo.local_url, out
+
+    yield start
+    for demo in started:
+        demo.close()
+
+
+def http() -> httpx.Client:
+    return httpx.Client(trust_env=False, timeout=30)
+
+
+def raw_get(url: str, path: str) -> int:
+    """GET with the path sent exactly as written (no dot-segment normalisation)."""
+    parts = urlsplit(url)
+    conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_wav(tmp_path_factory.mktemp("app-audio") / "voice.wav", 2.5, 22050, seed=3)
+
+
+@pytest.mark.parametrize("granularity", ["utterance", "frame"])
+def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
+    demo, url, out = serve(tiny_recognizer)
+    client = Client(url, verbose=False)
+    outputs = client.predict(handle_file(str(clip)), granularity, True, api_name="/recognize")
+    main_md, tend_md, label, bar, line, segments, log_text, files, result, status = outputs
+    ref = tiny_recognizer.recognize(str(clip), granularity=granularity)
+    assert result["emotion"] == ref.emotion
+    assert result["scores"].keys() == ref.scores.keys()
+    for key, value in ref.scores.items():
+        assert abs(result["scores"][key] - value) < 1e-6
+    assert ref.label.zh in main_md and f"{ref.confidence * 100:.1f}%" in main_md
+    assert "inference" in log_text and "decode" in log_text
+    names = sorted(Path(f).name for f in files)
+    assert names == ["embedding.npy", "processed_audio.wav", "result.json"]
+    saved = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(saved) == 1
+    assert json.loads((saved[0] / "result.json").read_text())["scores"] == result["scores"]
+    assert list_history(out) == [saved[0].name]
+    assert "RSS" in status
+    if granularity == "frame":
+        got = np.array(result["frames"]["scores"])
+        assert np.allclose(got, ref.frame_scores, atol=1e-5)
+        assert [s["emotion"] for s in result["timeline"]] == [s.emotion for s in ref.segments]
+        assert line["visible"] is not False and segments["visible"] is not False
+    # the history tab reopens it
+    summary, data, hist_files = client.predict(saved[0].name, api_name="/history_open")
+    assert data["scores"] == result["scores"] and ref.label.zh in summary
+
+
+def test_without_embedding_no_npy(serve, tiny_recognizer, clip):
+    _, url, out = serve(tiny_recognizer)
+    files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
+                                               api_name="/recognize")[7]
+    assert sorted(Path(f).name for f in files) == ["processed_audio.wav", "result.json"]
+
+
+def test_bad_file_gives_its_reason(serve, tiny_recognizer, tmp_path):
+    _, url, _ = serve(tiny_recognizer)
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio at all " * 20)
+    with pytest.raises(Exception) as info:
+        Client(url, verbose=False).predict(handle_file(str(bad)), "utterance", False, api_name="/recognize")
+    text = str(info.value)
+    ref_reason = None
+    try:
+        tiny_recognizer.recognize(str(bad))
+    except Exception as exc:  # the library's own AudioError
+        ref_reason = exc.reason
+    assert "notes.wav" in text and ref_reason and ref_reason in text
+    assert "Traceback" not in text and "File \"" not in text
+
+
+def test_history_rejects_traversal(serve, tiny_recognizer):
+    _, url, _ = serve(tiny_recognizer)
+    with pytest.raises(Exception) as info:
+        Client(url, verbose=False).predict("../../etc", api_name="/history_open")
+    assert "no such result" in str(info.value)
+
+
+def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
+    _, url, out = serve(tiny_recognizer)
+    bad = tmp_path / "empty.wav"
+    bad.write_bytes(b"")
+    good = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3"]
+    table, files, summary = Client(url, verbose=False).predict(
+        [handle_file(str(p)) for p in good + [bad]], "utterance", True, api_name="/batch")
+    rows = table["data"]
+    headers = table["headers"]
+    assert headers[:3] == ["file", "emotion", "confidence"] and headers[-1] == "error" and len(headers) == 13
+    assert [r[0] for r in rows] == ["mono_16000.wav", "clip.mp3", "empty.wav"]
+    assert rows[2][-1] and not rows[0][-1]
+    ref = tiny_recognizer.recognize(str(good[0]))
+    assert rows[0][1] == ref.emotion and abs(rows[0][2] - ref.confidence) < 1e-5
+    assert sorted(Path(f).name for f in files) == ["batch_results.csv", "embeddings.zip"]
+    assert "2 analysed, 1 failed" in summary
+    assert any(p.name.startswith("batch_") and (p / "batch_results.csv").is_file() for p in out.iterdir())
+
+
+def test_direct_run_refused_and_monitoring_closed(serve, tiny_recognizer, clip):
+    _, url, _ = serve(tiny_recognizer)
+    with http() as h:
+        r = h.post(url + "gradio_api/run/recognize", json={"data": [None, "utterance", False]})
+        assert r.status_code == 404
+        for path in ("monitoring", "monitoring/summary", "gradio_api/monitoring"):
+            assert h.get(url + path).status_code in (401, 403, 404), path
+
+
+def test_file_route_serves_outputs_only(serve, tiny_recognizer, tiny_model, clip):
+    _, url, out = serve(tiny_recognizer)
+    files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
+                                               api_name="/recognize")[7]
+    assert files
+    saved = next(p for p in out.iterdir() if p.is_dir())
+    assert raw_get(url, f"/gradio_api/file={saved / 'result.json'}") == 200  # the control
+    for path in ("/gradio_api/file=../../etc/passwd",
+                 "/gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
+                 "/gradio_api/file=/etc/passwd",
+                 f"/gradio_api/file={saved}/../../../../etc/passwd",
+                 f"/gradio_api/file={tiny_model / 'config.yaml'}",
+                 f"/gradio_api/file={tiny_model / 'model.pt'}",
+                 f"/gradio_api/file={out}/../{out.name}/../../{tiny_model.parent.name}/tiny/model.pt"):
+        assert raw_get(url, path) in (400, 403, 404), path
+
+
+def test_upload_over_limit_is_413(serve, tiny_recognizer, tmp_path):
+    _, url, _ = serve(tiny_recognizer, max_file_size="10kb")
+    big = write_wav(tmp_path / "big.wav", 2.0, 16000)  # 64 kB
+    small = write_wav(tmp_path / "small.wav", 0.2, 16000)  # 6.4 kB
+    with http() as h:
+        with open(big, "rb") as fh:
+            r = h.post(url + "gradio_api/upload", files={"files": ("big.wav", fh, "audio/wav")})
+        assert r.status_code == 413
+        with open(small, "rb") as fh:
+            r = h.post(url + "gradio_api/upload", files={"files": ("small.wav", fh, "audio/wav")})
+        assert r.status_code == 200
+
+
+class GatedRecognizer:
+    """The tiny recognizer, held at a gate so requests pile up in the queue."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def recognize_many(self, paths, **kwargs):
+        self.entered.set()
+        self.gate.wait(60)
+        self.calls.append(len(paths))
+        return self.inner.recognize_many(paths, **kwargs)
+
+
+def test_full_queue_answers_busy(serve, tiny_recognizer, clip):
+    gated = GatedRecognizer(tiny_recognizer)
+    _, url, _ = serve(gated, queue_size=1)
+    clients = [Client(url, verbose=False) for _ in range(5)]
+    jobs = [clients[0].submit(handle_file(str(clip)), "utterance", False, api_name="/recognize")]
+    assert gated.entered.wait(30)  # one runs (held), then the queue has room for one more
+    jobs += [c.submit(handle_file(str(clip)), "utterance", False, api_name="/recognize") for c in clients[1:]]
+
+
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(j.done() for j in jobs[1:]) < 3:
+            time.sleep(0.1)
+        refused = [j for j in jobs[1:] if j.done()]
+        assert len(refused) == 3  # one waits in the queue of size 1, three are turned away
+        for job in refused:
+            with pytest.raises(Exception, match="(?i)queue is full"):
+                job.result(timeout=5)
+    finally:
+        gated.gate.set()
+    waiting = [j for j in jobs if not j.done() or j.exception() is None]
+    for job in waiting:
+        assert job.result(timeout=60)[8]["emotion"]
+    assert len(waiting) == 2
+
+
+@pytest.mark.parametrize("granularity", ["utterance", "frame"])
+def test_analyse_api_returns_the_result_json(serve, tiny_recognizer, clip, granularity):
+    _, url, out = serve(tiny_recognizer)
+    result = Client(url, verbose=False).predict(handle_file(str(clip)), granularity, False, api_name="/analyse")
+    ref = tiny_recognizer.recognize(str(clip), granularity=granularity)
+    assert result["emotion"] == ref.emotion and result["granularity"] == granularity
+    assert max(abs(result["scores"][k] - v) for k, v in ref.scores.items()) < 1e-6
+    assert (out / result["saved"] / "result.json").is_file()
+    assert ("frames" in result) == (granularity == "frame")
+
+
+def test_coalesced_requests_each_get_their_own_answer(serve, tiny_recognizer, audio_dir, tmp_path):
+    """Forced on here (it is the GPU default): requests that wait together are analysed together,
+    a bad file among them gets its own error and the others their results."""
+    gated = GatedRecognizer(tiny_recognizer)
+    _, url, _ = serve(gated, coalesce=True)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00")
+    first = Client(url, verbose=False).submit(handle_file(str(audio_dir / "mono_16000.wav")), "utterance", False,
+                                              api_name="/analyse")
+    assert gated.entered.wait(30)
+    inputs = [(audio_dir / "clip.mp3", "utterance"), (bad, "utterance"), (audio_dir / "mono_16000.wav", "frame")]
+    jobs = [Client(url, verbose=False).submit(handle_file(str(p)), g, False, api_name="/analyse") for p, g in inputs]
+    time.sleep(2)  # let them queue behind the held request
+    gated.gate.set()
+    assert first.result(timeout=60)["emotion"]
+    answers = [j.result(timeout=60) for j in jobs]
+    assert "broken.wav" in answers[1]["error"]
+    for (path, gran), ans in zip(inputs, answers):
+        if path == bad:
+            continue
+        ref = tiny_recognizer.recognize(str(path), granularity=gran)
+        assert ans["emotion"] == ref.emotion and ans["granularity"] == gran
+        assert max(abs(ans["scores"][k] - v) for k, v in ref.scores.items()) < 1e-6
+    assert max(gated.calls) >= 2, gated.calls  # the waiting requests went to the model together
+
+
+def test_shutdown_lets_the_request_in_flight_finish(serve, tiny_recognizer, clip):
+    gated = GatedRecognizer(tiny_recognizer)
+    demo, url, _ = serve(gated)
+    running = Client(url, verbose=False).submit(handle_file(str(clip)), "utterance", False, api_name="/analyse")
+    assert gated.entered.wait(30)
+    closed = []
+    closer = threading.Thread(target=lambda: closed.append(demo.drain.close(30)))
+    closer.start()
+    time.sleep(0.5)
+    assert closer.is_alive()  # waits for the request in flight
+    queued = Client(url, verbose=False).submit(handle_file(str(clip)), "utterance", False, api_name="/analyse")
+    time.sleep(0.5)
+    gated.gate.set()
+    assert running.result(timeout=60)["emotion"]
+    closer.join(30)
+    assert closed == [True]
+    with pytest.raises(Exception, match="shutting down"):  # the one still queued is turned away
+        queued.result(timeout=60)
+
+
+def test_app_process_serves_then_stops_cleanly_on_sigterm(tmp_path, tiny_model, clip):
+    """python app.py as a user starts it: ready line, a request answered, SIGTERM exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio-tmp"), "EMOTION_AUTH": ""}
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "app.py", "--model-dir", str(tiny_model), "--port", str(port),
+                             "--output-dir", str(tmp_path / "outputs")], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Ready: "):
+                break
+        assert lines and lines[-1].strip() == f"Ready: http://127.0.0.1:{port}/", "".join(lines)
+        result = Client(lines[-1].split()[1], verbose=False).predict(handle_file(str(clip)), "frame", False,
+                                                                     api_name="/analyse")
+        assert result["granularity"] == "frame" and (tmp_path / "outputs" / result["saved"]).is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "no request in flight" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
