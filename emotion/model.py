@@ -31,6 +31,7 @@ KNOWN_MODELS = {
 }
 REQUIRED_FILES = ("config.yaml", "model.pt", "tokens.txt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+INT8 = "int8"  # opt-in on CPU: the transformer's linear layers dynamically quantised, the rest fp32
 
 
 class ModelNotFoundError(RuntimeError):
@@ -124,9 +125,21 @@ def pick_device(device: str | None) -> torch.device:
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     if dtype in (None, "auto"):
         return torch.float32 if device.type == "cpu" else torch.float16
+    if dtype == INT8:
+        if device.type != "cpu":
+            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+        return torch.float32
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
+        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}, {INT8}")
     return DTYPES[dtype]
+
+
+def quantize_linears(network: Emotion2VecNetwork) -> None:
+    """Dynamic int8 quantisation of every linear layer but the classifier head, in place."""
+    from torch.ao.quantization import quantize_dynamic
+
+    for part in (network.modality_encoders, network.blocks):
+        quantize_dynamic(part, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 @dataclass
@@ -139,10 +152,11 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
+    quantized: bool = False
 
     @property
     def dtype_name(self) -> str:
-        return {v: k for k, v in DTYPES.items()}[self.dtype]
+        return INT8 if self.quantized else {v: k for k, v in DTYPES.items()}[self.dtype]
 
 
 def load_model(model: str | os.PathLike | None = None, device: str | None = "auto",
@@ -161,7 +175,9 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     network = network.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    if dtype == INT8:
+        quantize_linears(network)
     loaded = LoadedModel(network, config, labels, model_dir.name, model_dir, dev, dt,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, quantized=dtype == INT8)
     log.info("loaded %s on %s (%s) in %.2f s", loaded.name, dev, loaded.dtype_name, loaded.load_seconds)
     return loaded

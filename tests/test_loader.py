@@ -92,3 +92,24 @@ def test_known_names_resolve_under_models():
 
     for name in ("emotion2vec_plus_large", "emotion2vec_plus_base", "emotion2vec_plus_seed"):
         assert resolve_model_dir(name) == MODELS_ROOT / name
+
+
+def test_int8_mode_quantises_the_transformer_and_stays_close(mid_model, audio_dir):
+    """Opt-in int8: the blocks' linear layers become dynamically quantised, the head stays fp32,
+    and scores stay near fp32's (the bound is loose: quantisation changes numbers)."""
+    fp32 = Recognizer(load_model(mid_model, device="cpu"))
+    int8 = Recognizer(load_model(mid_model, device="cpu", dtype="int8"))
+    assert int8.model_info()["dtype"] == "int8"
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    linears = [m for m in int8.model.network.blocks.modules() if isinstance(m, torch.nn.Linear | DynamicLinear)]
+    assert linears and all(isinstance(m, DynamicLinear) for m in linears)
+    assert isinstance(int8.model.network.proj, torch.nn.Linear)
+    clip = audio_dir / "mono_16000.wav"
+    a, b = fp32.recognize(clip), int8.recognize(clip)
+    diff = max(abs(a.scores[k] - b.scores[k]) for k in a.scores)
+    assert 0 < diff < 0.05
+    with pytest.raises(ValueError, match="CPU only"):
+        from emotion.model import pick_dtype
+
+        pick_dtype("int8", torch.device("cuda"))
