@@ -9,14 +9,17 @@
 
 from .audio import SAMPLE_RATE, Audio, AudioError, load_audio
 from .download import download_model, ensure_model
+from .isolation import IsolatedDecoder
 from .labels import EMOTIONS, Label
 from .model import CheckpointError, LoadedModel, ModelNotFoundError, load_model
-from .recognizer import GRANULARITIES, Recognizer, get_recognizer
+from .recognizer import GRANULARITIES, BusyError, Recognizer, get_recognizer
 from .results import EmotionResult, write_result
+from .storage import ResultWriteError, sweep_outputs
 from .timeline import Segment
 
 __all__ = [
     "SAMPLE_RATE", "Audio", "AudioError", "load_audio", "download_model", "ensure_model",
     "EMOTIONS", "Label", "CheckpointError", "LoadedModel", "ModelNotFoundError", "load_model",
-    "GRANULARITIES", "Recognizer", "get_recognizer", "EmotionResult", "write_result", "Segment",
+    "GRANULARITIES", "BusyError", "Recognizer", "get_recognizer", "EmotionResult", "write_result", "Segment",
+    "IsolatedDecoder", "ResultWriteError", "sweep_outputs",
 ]

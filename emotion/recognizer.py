@@ -33,17 +33,29 @@ CHUNK_S = 30.0  # seconds: longer clips are analysed in windows of at most this 
 MAX_PADDING = 1.25  # a batch's longest clip is at most this many times its shortest
 CPU_BATCH = 1  # on this kind of CPU padded batches do not pay (see BENCHMARKS.md)
 GPU_BATCH = 32
+BUSY_MESSAGE = "busy: not enough GPU memory, try again"
 BATCH_SAMPLES = 32 * 30 * SAMPLE_RATE  # upper bound on padded samples in one batch
 
 
 
+class BusyError(RuntimeError):
+    """The device ran out of memory even for one clip at a time; the request may be retried."""
+
+    def __init__(self, message: str = BUSY_MESSAGE):
+        super().__init__(message)
+
+
 class Recognizer:
-    """Holds a loaded model; thread-safe (one forward pass at a time)."""
+    """Holds a loaded model; thread-safe (one forward pass at a time).
+
+    `loader` turns a path into an Audio: load_audio by default, or IsolatedDecoder(...).load to
+    decode in worker processes."""
 
     def __init__(self, model: LoadedModel, chunk_s: float = CHUNK_S, batch_size: int | None = None,
                  smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S,
-                 max_padding: float = MAX_PADDING):
+                 max_padding: float = MAX_PADDING, loader: Callable[[str | os.PathLike], Audio] = load_audio):
         self.model = model
+        self.loader = loader
         self.chunk_s = chunk_s
         self.batch_size = batch_size or (GPU_BATCH if model.device.type == "cuda" else CPU_BATCH)
         self.smoothing_s = smoothing_s
@@ -97,6 +109,21 @@ class Recognizer:
                 out.append(frames[i, :t].cpu())
         return out
 
+    def _run_split(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+        """_run, halving the batch on device out-of-memory down to one wave, then BusyError."""
+        try:
+            return self._run(waves)
+        except torch.OutOfMemoryError:
+            log.warning("out of memory on a batch of %d; %s", len(waves),
+                        "splitting it" if len(waves) > 1 else "giving up")
+        # retried here, outside the except block, so the failed attempt's tensors are released
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(waves) == 1:
+            raise BusyError()
+        half = len(waves) // 2
+        return self._run_split(waves[:half]) + self._run_split(waves[half:])
+
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for embeddings (..., D), unused classes masked."""
         proj = self.model.network.proj
@@ -139,7 +166,7 @@ class Recognizer:
         cost = [0.0] * len(clips)
         for batch in self._batches([len(p[2]) for p in pieces]):
             start = time.perf_counter()
-            outs = self._run([pieces[i][2] for i in batch])
+            outs = self._run_split([pieces[i][2] for i in batch])
             elapsed = (time.perf_counter() - start) * 1000
             total = sum(len(pieces[i][2]) for i in batch)
             for i, out in zip(batch, outs):
@@ -167,7 +194,8 @@ class Recognizer:
             embedding=(embedding if granularity == "utterance" else all_frames).numpy(),
             input={"name": clip.name, "sha256": clip.sha256, "duration_s": round(clip.duration_s, 4),
                    "sample_rate": clip.source_rate, "channels": clip.channels},
-            model=self.model_info(), timing={"decode_ms": round(clip.decode_ms, 2)},
+            model=self.model_info(), timing={"decode_ms": round(clip.decode_ms, 2),
+                                              "resample_ms": round(clip.resample_ms, 2)},
             chunks=len(windows), chunk_s=self.chunk_s if len(windows) > 1 else None,
             warnings=list(clip.warnings), audio=clip.samples,
         )
@@ -210,12 +238,11 @@ class Recognizer:
                     on_result(i, res)
         return out
 
-    @staticmethod
-    def _as_audio(source, sample_rate: int | None, name: str | None) -> Audio:
+    def _as_audio(self, source, sample_rate: int | None, name: str | None) -> Audio:
         if isinstance(source, Audio):
             return source
         if isinstance(source, (str, os.PathLike)):
-            return load_audio(source)
+            return self.loader(source)
         if sample_rate is None:
             raise ValueError("samples need a sample_rate")
         return prepare(np.asarray(source, dtype=np.float32), int(sample_rate), name or "samples")

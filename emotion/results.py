@@ -1,17 +1,15 @@
 """What a recognition gives back, as one schema, and how it is written to disk.
 
-A request's files land in outputs/<YYYYmmdd_HHMMSS>_<id>/: result.json, embedding.npy and
-processed_audio.wav.  They are written into a hidden temporary folder beside it, each file
-fsynced, and the folder renamed into place last: a result folder either is complete or does not
-exist.
+A request's files land in outputs/<YYYYmmdd_HHMMSS>_<id>/: result.json, embedding.npy,
+processed_audio.wav and manifest.json, written as storage.write_folder writes: in a hidden
+temporary folder, each file fsynced, the manifest last, the folder renamed into place: a result
+folder either is complete or does not exist.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +18,12 @@ import numpy as np
 import soundfile as sf
 
 from .labels import Label
+from .storage import MANIFEST_FILE, ResultWriteError, write_folder  # noqa: F401 (re-exported)
 from .timeline import Segment
 
 RESULT_FILE = "result.json"
 EMBEDDING_FILE = "embedding.npy"
 AUDIO_FILE = "processed_audio.wav"
-TMP_PREFIX = ".tmp-"
 TOP_K = 3
 SCHEMA_VERSION = 1
 
@@ -93,43 +91,16 @@ class EmotionResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False, indent=2)
 
 
-def _fsync_write(path: Path, write) -> None:
-    with open(path, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def new_folder_name() -> str:
-    return f"{datetime.now():%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:8]}"
-
-
 def write_result(result: EmotionResult, output_root: str | os.PathLike, embedding: bool = True,
                  audio: bool = True) -> Path:
-    """Write one result folder under `output_root` atomically; return its path."""
-    root = Path(output_root)
-    root.mkdir(parents=True, exist_ok=True)
-    text = result.to_json().encode("utf-8")  # fails before anything touches the disk
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
-    try:
-        _fsync_write(tmp / RESULT_FILE, lambda fh: fh.write(text))
-        if embedding:
-            _fsync_write(tmp / EMBEDDING_FILE,
-                         lambda fh: np.save(fh, result.embedding.astype(np.float32, copy=False)))
-        if audio and result.audio is not None:
-            _fsync_write(tmp / AUDIO_FILE,
-                         lambda fh: sf.write(fh, result.audio, 16000, format="WAV", subtype="FLOAT"))
-        final = root / new_folder_name()  # 32 random bits: distinct across writers
-        os.rename(tmp, final)  # a full folder cannot be replaced: rename fails if it exists
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return final
-    except BaseException:
-        for child in tmp.iterdir() if tmp.exists() else []:
-            child.unlink(missing_ok=True)
-        if tmp.exists():
-            tmp.rmdir()
-        raise
+    """Write one result folder under `output_root` atomically; return its path.
+
+    Raises ValueError for a result that is not strict JSON (before touching the disk) and
+    ResultWriteError when the disk refuses (nothing is left behind)."""
+    text = result.to_json().encode("utf-8")
+    files = {RESULT_FILE: lambda fh: fh.write(text)}
+    if embedding:
+        files[EMBEDDING_FILE] = lambda fh: np.save(fh, result.embedding.astype(np.float32, copy=False))
+    if audio and result.audio is not None:
+        files[AUDIO_FILE] = lambda fh: sf.write(fh, result.audio, 16000, format="WAV", subtype="FLOAT")
+    return write_folder(output_root, files)

@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +29,8 @@ def test_recognize_folder_of_mixed_files(tiny_model, audio_dir, tmp_path):
     assert "4 done, 1 failed" in p.stderr and "Traceback" not in p.stderr
     folders = sorted(out.iterdir())
     assert len(folders) == 4
-    assert all(sorted(os.listdir(f)) == ["embedding.npy", "processed_audio.wav", "result.json"] for f in folders)
+    assert all(sorted(os.listdir(f)) == ["embedding.npy", "manifest.json", "processed_audio.wav", "result.json"]
+               for f in folders)
 
 
 def test_missing_model_offline_is_one_clear_message(tmp_path, audio_dir):
@@ -61,8 +61,6 @@ def test_verify_against_funasr_passes(tiny_model):
 def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     """verify must be able to fail: perturb one weight funasr and we both read differently."""
     import shutil
-
-    import torch
 
     d = tmp_path / "m"
     shutil.copytree(tiny_model, d)

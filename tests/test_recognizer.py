@@ -66,7 +66,7 @@ def test_timeline_merges_short_flickers():
 def test_result_folder_is_complete_and_strict_json(tiny_recognizer, audio_dir, tmp_path):
     res = tiny_recognizer.recognize(audio_dir / "stereo_44100.wav", granularity="frame")
     folder = write_result(res, tmp_path)
-    assert sorted(os.listdir(folder)) == ["embedding.npy", "processed_audio.wav", "result.json"]
+    assert sorted(os.listdir(folder)) == ["embedding.npy", "manifest.json", "processed_audio.wav", "result.json"]
     data = json.loads((folder / "result.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     for key in ("emotion", "confidence", "scores", "granularity", "timestamp", "label_zh", "emoji",
                 "top", "input", "model", "timing", "frames", "timeline"):
@@ -75,7 +75,7 @@ def test_result_folder_is_complete_and_strict_json(tiny_recognizer, audio_dir, t
                                     "sad", "surprised", "unknown"]
     assert data["input"]["channels"] == 2 and data["input"]["sample_rate"] == 44100
     assert len(data["top"]) == 3 and data["top"][0]["emotion"] == data["emotion"]
-    assert set(data["timing"]) == {"decode_ms", "inference_ms"}
+    assert set(data["timing"]) == {"decode_ms", "resample_ms", "inference_ms"}
     emb = np.load(folder / "embedding.npy")
     assert emb.dtype == np.float32 and emb.shape == res.embedding.shape
     wav, sr = sf.read(folder / "processed_audio.wav", dtype="float32")

@@ -1,0 +1,162 @@
+"""Decoding in worker processes, so that a decoder which crashes or hangs on a crafted file costs
+one request, not the server.
+
+    decoder = IsolatedDecoder()              # workers start on first use
+    audio = decoder.load("upload.wav")        # an Audio, or AudioError (decoder_crashed, decode_timeout...)
+    decoder.close()
+
+Each worker is a long-lived process (forked from a forkserver that has already imported this
+package, so a replacement starts in milliseconds) running load_audio on the paths it is sent.
+A worker that dies is reported as AudioError(code=DECODER_CRASHED) for the file it held and is
+replaced; one that does not answer within the hard timeout is killed and replaced the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Callable
+
+from .audio import (DECODE_TIMEOUT, DECODER_CRASHED, MAX_DECODE_S, MAX_DURATION_S, Audio, AudioError,
+                    load_audio)
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_GRACE_S = 5.0  # the hard timeout is the decode-time cap plus this (resampling, hashing)
+START_METHOD = "forkserver"
+
+
+def _serve(conn: Connection, load: Callable[..., Audio]) -> None:
+    """A worker's loop: receive (path, max_duration_s, max_decode_s), answer ("ok", Audio) or
+    ("error", AudioError)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
+    while True:
+        try:
+            path, max_duration_s, max_decode_s = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        try:
+            answer = ("ok", load(path, max_duration_s=max_duration_s, max_decode_s=max_decode_s))
+        except AudioError as exc:
+            answer = ("error", exc)
+        except Exception as exc:  # a decoder bug: this file fails, the worker lives on
+            log.exception("decoding %s failed", path)
+            answer = ("error", AudioError(Path(path).name, f"the decoder failed ({type(exc).__name__})",
+                                          DECODER_CRASHED))
+        conn.send(answer)
+
+
+class _Worker:
+    def __init__(self, context, load: Callable[..., Audio]):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, load), daemon=True,
+                                       name="emotion-decoder")
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+class IsolatedDecoder:
+    """load_audio in a pool of worker processes with a hard timeout; thread-safe.
+
+    `workers` bounds how many files decode at once; `load` is the function the workers run (a
+    module-level function taking (path, max_duration_s=, max_decode_s=); tests inject faults here).
+    """
+
+    def __init__(self, workers: int = 1, max_duration_s: float = MAX_DURATION_S,
+                 max_decode_s: float = MAX_DECODE_S, timeout_s: float | None = None,
+                 load: Callable[..., Audio] = load_audio, start_method: str = START_METHOD):
+        self.max_duration_s = max_duration_s
+        self.max_decode_s = max_decode_s
+        self.timeout_s = timeout_s if timeout_s is not None else max_decode_s + TIMEOUT_GRACE_S
+        self._load = load
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._context.set_forkserver_preload(["emotion.audio"])
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
+        for _ in range(workers):
+            self._idle.put(None)  # a slot; its process starts on first use
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self._context, self._load)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.stop()
+        with self._lock:
+            self._all.discard(worker)
+
+    def warm(self) -> None:
+        """Start the idle workers now rather than on the first request."""
+        slots = [self._idle.get() for _ in range(self._idle.qsize())]
+        for slot in slots:
+            self._idle.put(slot or self._start())
+
+    def load(self, path: str | os.PathLike) -> Audio:
+        """load_audio(path) in a worker: an Audio, or AudioError with one of audio.REASONS."""
+        if self._closed:
+            raise RuntimeError("the decoder is closed")
+        worker = self._idle.get()
+        try:
+            if worker is None or not worker.process.is_alive():
+                if worker is not None:
+                    self._retire(worker)
+                worker = self._start()
+            status, value = self._ask(worker, Path(path).name, str(path))
+        except BaseException:  # timed out, crashed or interrupted: the worker's state is unknown
+            if worker is not None:
+                self._retire(worker)
+            worker = None
+            raise
+        finally:
+            self._idle.put(worker)  # None: the slot starts a fresh worker next time
+        if status == "error":
+            raise value
+        return value
+
+    def _ask(self, worker: _Worker, name: str, path: str) -> tuple[str, Audio | AudioError]:
+        try:
+            worker.conn.send((path, self.max_duration_s, self.max_decode_s))
+            if not worker.conn.poll(self.timeout_s):
+                log.warning("%s: no answer from the decoder within %g s; killing it", name, self.timeout_s)
+                raise AudioError(name, f"decoding took longer than {self.timeout_s:g} s", DECODE_TIMEOUT)
+            return worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(5)
+            code = worker.process.exitcode
+            log.error("%s: the decoder process died (exit code %s)", name, code)
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise AudioError(name, f"the decoder crashed ({how})", DECODER_CRASHED) from None
+
+    def close(self) -> None:
+        """Stop every worker; later calls to load raise RuntimeError."""
+        self._closed = True
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.stop()
+
+    def __enter__(self) -> "IsolatedDecoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

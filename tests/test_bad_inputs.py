@@ -1,0 +1,85 @@
+"""Every bad input of the corpus (tests/bad_inputs.py) gets its documented outcome within 2 s,
+with bounded memory and nothing left behind, in-process, in a worker process and from the CLI.
+
+The loads run in a child process (python -m tests.bad_inputs) with its own empty temp folder, so
+its peak memory and its leftovers are its own.  Run with -s to see the figures.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emotion.audio import NO_FILE
+from emotion.storage import is_complete
+from tests.bad_inputs import ACCEPTED, build_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS_BOUND = 2.0  # per input, from the call to its outcome
+PEAK_GROWTH_BOUND_MB = 200  # per input, over the loader's warm baseline
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, build_corpus(folder)
+
+
+def child(args, tmp: Path, timeout=300) -> subprocess.CompletedProcess:
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp)}  # everything the child puts in the temp folder lands here
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_corpus(folder: Path, tmp: Path, *extra) -> dict[str, dict]:
+    p = child(["-m", "tests.bad_inputs", folder, *extra], tmp)
+    assert p.returncode == 0, p.stderr
+    return {row["name"]: row for row in map(json.loads, p.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_every_bad_input_gets_its_documented_outcome(corpus, tmp_path, isolated):
+    folder, cases = corpus
+    rows = run_corpus(folder, tmp_path / "tmp", *(["--isolated"] if isolated else []))
+    print(f"\n{'input':<40} {'expected':<16} {'outcome':<16} {'seconds':>8} {'peak MB':>8}")
+    for row in rows.values():
+        print(f"{row['name'][:40]:<40} {row['expect']:<16} {row['outcome']:<16} {row['seconds']:>8.3f} "
+              f"{row['peak_growth_mb']:>8.1f}")
+    assert sorted(rows) == sorted(c.path.name for c in cases)
+    for case in cases:
+        row = rows[case.path.name]
+        assert row["outcome"] == case.expect, row
+        assert row["seconds"] < SECONDS_BOUND, row
+        assert row["peak_growth_mb"] < PEAK_GROWTH_BOUND_MB, row
+        if case.warning:
+            assert any(case.warning in w for w in row["warnings"]), row
+        elif case.expect == ACCEPTED:
+            assert row["warnings"] == [], row
+    assert list((tmp_path / "tmp").iterdir()) == []  # the child left nothing in its temp folder
+
+
+def test_the_memory_and_leftover_checks_can_fail(corpus, tmp_path):
+    folder, _ = corpus
+    rows = run_corpus(folder, tmp_path / "tmp", "--only", "empty.wav", "--leak-mb", "250", "--leave-temp")
+    assert rows["empty.wav"]["peak_growth_mb"] > PEAK_GROWTH_BOUND_MB
+    assert [p.name[:9] for p in (tmp_path / "tmp").iterdir()] == ["leftover-"]
+
+
+def test_cli_on_the_corpus_writes_only_complete_results(tiny_model, corpus, tmp_path):
+    folder, cases = corpus
+    out = tmp_path / "out"
+    p = child(["-m", "emotion", "recognize", folder, "--model-dir", tiny_model, "--output-dir", out,
+               "--isolate-decoding"], tmp_path / "tmp")
+    present = [c for c in cases if c.expect != NO_FILE]  # the files the folder holds
+    refused = [c for c in present if c.expect != ACCEPTED]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.count("FAILED") == len(refused)
+    assert f"{len(present) - len(refused)} done, {len(refused)} failed" in p.stderr
+    results = list(out.iterdir())
+    assert len(results) == len(present) - len(refused)
+    assert all(is_complete(f) and not f.name.startswith(".") for f in results)
+    assert list((tmp_path / "tmp").iterdir()) == []
