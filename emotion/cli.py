@@ -1,16 +1,16 @@
-"""The command line: python -m emotion {recognize,download,verify} ..."""
+"""The command line: python -m emotion {recognize,batch,download,verify} ..."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, AudioError
 from .model import DEFAULT_MODEL, KNOWN_MODELS, PROJECT_ROOT, CheckpointError, ModelNotFoundError
+from .recognizer import BusyError
 
 OUTPUTS = PROJECT_ROOT / "outputs"
 
@@ -31,7 +31,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", default=None,
                    help="model folder or known name (default: $EMOTION_MODEL_DIR or models/%s)" % DEFAULT_MODEL)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
                    help="auto is fp32 on CPU, fp16 on CUDA (default: %(default)s)")
 
 
@@ -43,13 +43,19 @@ def _load(args, warmup: bool = False):
 
 
 def cmd_recognize(args) -> int:
-    from .results import write_result
+    from .results import ResultWriteError, write_result
+    from .storage import sweep_outputs
 
     paths = expand_inputs(args.inputs)
     if not paths:
         print("no audio files found in: " + " ".join(args.inputs), file=sys.stderr)
         return 2
+    sweep_outputs(args.output_dir)  # leftovers of a crash, and expired results ($EMOTION_RETENTION_DAYS)
     rec = _load(args)
+    if args.isolate_decoding:
+        from .isolation import IsolatedDecoder
+
+        rec.loader = IsolatedDecoder().load  # its worker ends with this process
     failed = 0
 
     def report(i: int, res) -> None:
@@ -58,7 +64,12 @@ def cmd_recognize(args) -> int:
             failed += 1
             print(f"FAILED  {paths[i]}: {res.reason}", flush=True)
             return
-        folder = write_result(res, args.output_dir, embedding=not args.no_embedding)
+        try:
+            folder = write_result(res, args.output_dir, embedding=not args.no_embedding)
+        except ResultWriteError as exc:
+            failed += 1
+            print(f"FAILED  {paths[i]}: {exc.strerror}", flush=True)
+            return
         note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
         warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
         print(f"{res.label.emoji} {res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
@@ -67,6 +78,71 @@ def cmd_recognize(args) -> int:
     rec.recognize_many(paths, granularity=args.granularity, on_result=report)
     print(f"{len(paths) - failed} done, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_batch(args) -> int:
+    from .batch import ManifestError, gather_inputs, local_scorer, row_schema, run_job
+    from .distributed import RayUnavailableError
+    from .segmenting import VadUnavailableError
+    from .sinks import SinkError, open_embeddings, open_sink
+
+    try:
+        items = gather_inputs(args.inputs)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not items:
+        print("no audio files found in: " + " ".join(args.inputs), file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    segmenter = None
+    if args.ray is None:
+        rec = _load(args)
+        keys = [lb.key for lb in rec.model.labels]
+    else:
+        from .download import ensure_model
+        from .labels import read_tokens
+
+        model_dir = ensure_model(args.model_dir)
+        keys = [lb.key for lb in read_tokens(model_dir / "tokens.txt")]
+    try:
+        if args.segment and args.ray is None:
+            from .segmenting import Segmenter
+
+            segmenter = Segmenter()
+        embeddings = open_embeddings(args.embeddings)
+        sink = open_sink(output, row_schema(keys, args.segment,
+                                            embedding_names=bool(embeddings and embeddings.names_in_rows)))
+        if args.ray is None:
+            scorer = local_scorer(rec, segmenter, workers=args.workers, group=args.group, use_hash=args.hash)
+        else:
+            from .distributed import ray_scorer
+
+            scorer = ray_scorer(model_dir, None if args.ray == "local" else args.ray,
+                                args.device, args.dtype, segment=args.segment, use_hash=args.hash,
+                                replicas=args.replicas, cpus_per_replica=args.cpus_per_replica,
+                                workers=args.workers, group=args.group)
+        summary = run_job(items, sink, scorer, use_hash=args.hash, retry_failed=args.retry_failed,
+                          embeddings=embeddings, progress=not args.no_progress)
+    except (SinkError, VadUnavailableError, RayUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
+        "audio-s/s" if summary.processed and summary.seconds else ""
+    print(f"{summary.total} files: {summary.processed} analysed now, {summary.skipped} already done, "
+          f"{len(summary.failed)} failed" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
+    for item_id, reason in summary.failed:
+        print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
+    labelled = [r for r in summary.rows if r.get("label")]
+    if labelled:
+        from .evaluation import evaluate, format_report, save_report
+
+        ok = [r for r in labelled if not r.get("error")]
+        ev = evaluate([r["label"] for r in ok], [r["emotion"] for r in ok], keys, failed=len(labelled) - len(ok))
+        print(format_report(ev))
+        saved = save_report(ev, output.with_suffix(""))
+        print("saved " + ", ".join(str(p) for p in saved))
+    return 1 if summary.failed else 0
 
 
 def cmd_download(args) -> int:
@@ -130,8 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance")
     p.add_argument("--output-dir", default=str(OUTPUTS))
     p.add_argument("--no-embedding", action="store_true", help="do not write embedding.npy")
+    p.add_argument("--isolate-decoding", action="store_true",
+                   help="decode in a worker process, so a decoder crash or hang costs one file, not the run")
     _add_model_args(p)
     p.set_defaults(func=cmd_recognize)
+
+    p = sub.add_parser("batch", help="score many files into one table (CSV, JSONL or Parquet); resumable")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files, folders (searched recursively) or manifests (.csv/.jsonl with a path "
+                        "column and optional id and label columns)")
+    p.add_argument("-o", "--output", required=True, help="results.csv, results.jsonl or results.parquet")
+    p.add_argument("--segment", action="store_true",
+                   help="also score each speech segment (voice activity detection), a row per segment")
+    p.add_argument("--embeddings", default=None, metavar="PATH",
+                   help="save utterance embeddings: a folder (one .npy per file) or a .npz file (one array "
+                        "and the path and id of each row)")
+    p.add_argument("--hash", action="store_true",
+                   help="resume by content hash instead of size and modification time")
+    p.add_argument("--retry-failed", action="store_true", help="analyse files that failed before again")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
+    p.add_argument("--group", type=int, default=None,
+                   help="decoded files handed to the model at a time (default: 4 model batches, at least 4 files)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray Data: a cluster address (e.g. auto or ray://HEAD:10001), or none "
+                        "to start a local instance")
+    p.add_argument("--replicas", type=int, default=None, help="with --ray: model replicas (default: one per "
+                   "GPU, or one per --cpus-per-replica cores)")
+    p.add_argument("--cpus-per-replica", type=int, default=None,
+                   help="with --ray on CPUs: cores per replica (default: half the cluster's, at most 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("download", help="download a released model into models/<name>")
     p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=list(KNOWN_MODELS))
@@ -154,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BusyError as exc:  # out of GPU memory even one clip at a time
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

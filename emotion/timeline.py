@@ -25,9 +25,14 @@ class Segment:
     end: float
     emotion: str
     confidence: float
+    scores: dict[str, float] | None = None  # every class, when the segment was scored on its own
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """start, end, emotion, confidence (rounded to 4 places), and scores when present."""
+        out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        if self.scores is None:
+            del out["scores"]
+        return out
 
 
 def smooth(scores: np.ndarray, window: int) -> np.ndarray:

@@ -58,3 +58,46 @@ def audio_dir(tmp_path_factory) -> Path:
     encode(d / "clip.opus", 2.0, 48000, "libopus", "ogg", seed=14)
     encode(d / "clip.webm", 2.0, 48000, "libopus", "webm", seed=15)
     return d
+
+
+def _gradio_audio() -> Path:
+    """The sample recordings inside the installed gradio package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gradio")
+    return Path(spec.origin).parent / "media_assets" / "audio" if spec and spec.origin else Path("/nonexistent")
+
+
+@pytest.fixture(scope="session")
+def speech_file(tmp_path_factory) -> Path:
+    """Two real utterances (from the gradio package's sample audio) with 3 s of silence between:
+    speech at about 0.4-2.8 s and 6.4-9.4 s."""
+    import numpy as np
+    import soundfile as sf
+
+    from emotion.audio import load_audio
+
+    folder = _gradio_audio()
+    sources = [folder / "heath_ledger.mp3", folder / "cate_blanch_2.mp3"]
+    if not all(p.is_file() for p in sources):
+        pytest.skip(f"the sample speech shipped with gradio is missing from {folder}")
+    first, second = (load_audio(p).samples for p in sources)
+    path = tmp_path_factory.mktemp("speech") / "two_utterances.wav"
+    sf.write(path, np.concatenate([first, np.zeros(3 * 16000, np.float32), second]), 16000, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture(scope="session")
+def batch_inputs(tmp_path_factory, audio_dir) -> Path:
+    """A folder as users have them: mixed formats in subfolders, broken files, and a non-audio file."""
+    d = tmp_path_factory.mktemp("batch_in")
+    (d / "sub" / "deeper").mkdir(parents=True)
+    for name, target in (("mono_16000.wav", "a.wav"), ("mono_44100.wav", "sub/b.wav"), ("clip.mp3", "c.mp3"),
+                         ("clip.m4a", "sub/d.m4a"), ("clip.opus", "sub/deeper/e.opus"), ("clip.flac", "f.flac"),
+                         ("stereo_44100.wav", "g.wav"), ("clip.ogg", "sub/h.ogg")):
+        (d / target).write_bytes((audio_dir / name).read_bytes())
+    (d / "broken.wav").write_bytes(b"<html>not audio</html>")
+    (d / "sub" / "empty.flac").write_bytes(b"")
+    write_wav(d / "too_short.wav", 0.05, 16000)
+    (d / "notes.txt").write_text("not audio, not an audio extension: ignored")
+    return d

@@ -1,0 +1,387 @@
+"""Batch jobs: many files in, one table out, resumable.
+
+    items = gather_inputs(["calls/", "labelled.csv"])      # files, folders, manifests
+    summary = run_job(items, open_sink("out.csv", row_schema(keys)), local_scorer(recognizer))
+
+Inputs are files, folders (searched recursively for audio extensions) and manifests: a CSV or
+JSONL file with a `path` column and optional `id` and `label` columns (relative paths are taken
+from the manifest's folder).  Decoding runs on a pool of threads, overlapped with the model,
+which gets the decoded clips in groups and batches them by length.
+
+Every input gives one summary row (and, with a Segmenter, one row per speech segment before it);
+a file that cannot be analysed gives a row whose `error` column holds the reason.  Rows are
+appended as files finish.  A rerun with the same output skips inputs whose summary row is there
+with the same size and modification time (or, with use_hash, the same content), so an interrupted
+job loses nothing and a finished one reruns in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, Audio, AudioError, load_audio
+from .results import EmotionResult
+from .storage import file_sha256
+from .timeline import Segment
+
+log = logging.getLogger(__name__)
+
+MANIFEST_EXTENSIONS = (".csv", ".jsonl")
+DECODE_WORKERS = 2  # threads decoding ahead of the model
+# Decoded files handed to the model at a time, in model batches: the model batches them by length,
+# and rows are written (and progress shown) group by group, so a kill loses at most one group.
+GROUP_BATCHES = 4
+GROUP_FILES = 4  # at least
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read: the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One input file of a job."""
+
+    path: str  # absolute
+    id: str  # the path as given, unless a manifest names an id
+    label: str | None = None  # the true emotion, from a manifest
+
+
+@dataclass
+class Scored:
+    """What one input produced: its rows (segment rows first, the summary row last)."""
+
+    item: BatchItem
+    rows: list[dict]
+    embedding: np.ndarray | None = None
+    audio_s: float = 0.0
+
+
+@dataclass
+class BatchSummary:
+    total: int  # inputs of this job
+    skipped: int  # already in the output
+    processed: int  # analysed by this run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) over the whole job
+    rows: list[dict] = field(default_factory=list)  # the job's summary rows, in input order
+    seconds: float = 0.0
+    audio_s: float = 0.0  # audio analysed by this run
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _manifest_rows(path: Path) -> list[tuple[int, dict]]:
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise ManifestError(f"{path}, line {n}: not JSON ({exc.msg})") from None
+        return rows
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]
+
+
+def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
+    """Items of a CSV or JSONL manifest: a `path` column, optional `id` and `label` columns."""
+    path = Path(path)
+    items = []
+    for n, row in _manifest_rows(path):
+        row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+        if "path" not in row:
+            raise ManifestError(f"{path}, line {n}: no 'path' column (a manifest needs path; id and "
+                                "label are optional)")
+        given = str(row["path"] or "").strip()
+        if not given:
+            raise ManifestError(f"{path}, line {n}: the path is empty")
+        full = Path(given).expanduser()
+        if not full.is_absolute():
+            full = path.parent / full
+        label = row.get("label")
+        label = None if label is None or str(label).strip() == "" else str(label).strip()
+        item_id = str(row.get("id") or "").strip() or given
+        items.append(BatchItem(os.path.abspath(full), item_id, label))
+    return items
+
+
+def gather_inputs(inputs: Iterable[str | os.PathLike]) -> list[BatchItem]:
+    """Files as given; folders searched recursively for audio extensions (sorted); .csv and .jsonl
+    files read as manifests.  An input named twice is kept once."""
+    items: list[BatchItem] = []
+    for given in inputs:
+        p = Path(given)
+        if p.is_dir():
+            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in sorted(p.rglob("*"))
+                         if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
+            items.extend(read_manifest(p))
+        else:
+            items.append(BatchItem(os.path.abspath(p), str(p)))
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for item in items:
+        if (item.path, item.id) not in seen:
+            seen.add((item.path, item.id))
+            unique.append(item)
+    return unique
+
+
+# -- the row schema -------------------------------------------------------------------------------
+
+
+def row_schema(label_keys: list[str], segments: bool = False, embedding_names: bool = False) -> dict[str, type]:
+    """Columns of a batch table, in order, with their types."""
+    schema: dict[str, type] = {"id": str, "path": str, "label": str}
+    if segments:
+        schema.update({"segment": int, "start": float, "end": float})  # segment empty: the file's row
+    schema.update({"emotion": str, "confidence": float})
+    schema.update({key: float for key in label_keys})
+    schema.update({"duration_s": float, "size": int, "mtime_ns": int, "sha256": str})
+    if embedding_names:
+        schema["embedding"] = str
+    schema["error"] = str
+    return schema
+
+
+def result_row(result: EmotionResult | AudioError, path: str | os.PathLike, **extra) -> dict:
+    """One table row for a result (or for the AudioError a file gave): path, emotion, confidence,
+    every class's score, duration_s and error, plus any `extra` columns.  The one row shape of
+    batch output, for the command line and the web app alike."""
+    row: dict = {"path": str(path)}
+    if isinstance(result, AudioError):
+        row.update({"emotion": None, "confidence": None, "duration_s": None, "error": result.reason})
+    else:
+        row.update({"emotion": result.emotion, "confidence": result.confidence, **result.scores,
+                    "duration_s": result.input.get("duration_s"), "error": None})
+    row.update(extra)
+    return row
+
+
+def segment_row(segment: Segment) -> dict:
+    """The columns a scored timeline Segment fills in a batch table."""
+    return {"start": segment.start, "end": segment.end, "emotion": segment.emotion,
+            "confidence": segment.confidence, **(segment.scores or {})}
+
+
+def file_stat(path: str) -> tuple[int | None, int | None]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        return file_sha256(Path(path))
+    except OSError:
+        return None
+
+
+# -- decoding and scoring (shared by the local and the Ray paths) ---------------------------------
+
+
+@dataclass
+class Decoded:
+    item: BatchItem
+    size: int | None
+    mtime_ns: int | None
+    audio: Audio | None = None
+    error: str | None = None
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    sha256: str | None = None
+
+
+def decode_item(item: BatchItem, segmenter=None, use_hash: bool = False) -> Decoded:
+    """Decode one input (and find its speech when a segmenter is given); errors become reasons."""
+    size, mtime = file_stat(item.path)
+    out = Decoded(item, size, mtime)
+    try:
+        out.audio = load_audio(item.path)
+        out.sha256 = out.audio.sha256
+        if segmenter is not None:
+            out.spans = segmenter.speech_spans(out.audio.samples)
+    except AudioError as exc:
+        out.error = exc.reason
+    except Exception as exc:  # a decoder bug must cost one file, not the job
+        log.debug("decoding %s failed", item.path, exc_info=True)
+        out.error = f"cannot be decoded ({type(exc).__name__}: {exc})"
+    if out.error is not None:
+        out.audio = None
+        if use_hash:
+            out.sha256 = _sha256(item.path)
+    return out
+
+
+def _clean(reason: str) -> str:
+    return " ".join(str(reason).split())  # one line: a row never spans lines
+
+
+def _rows_for(d: Decoded, results: list[EmotionResult] | None, error: str | None) -> Scored:
+    base = {"id": d.item.id, "label": d.item.label, "size": d.size, "mtime_ns": d.mtime_ns,
+            "sha256": d.sha256}
+    if error is not None:
+        return Scored(d.item, [result_row(AudioError(Path(d.item.path).name, _clean(error)), d.item.path, **base)])
+    whole, parts = results[0], results[1:]
+    rows = []
+    for n, ((start, end), res) in enumerate(zip(d.spans, parts)):
+        seg = Segment(round(start, 4), round(end, 4), res.emotion, res.confidence, res.scores)
+        rows.append({"path": d.item.path, **base, "segment": n, **segment_row(seg),
+                     "duration_s": round(end - start, 4), "error": None})
+    rows.append(result_row(whole, d.item.path, **base, start=0.0, end=whole.input.get("duration_s")))
+    return Scored(d.item, rows, whole.embedding, d.audio.duration_s)
+
+
+def _clips(d: Decoded) -> list[Audio]:
+    """The whole clip, then one clip per speech span."""
+    a = d.audio
+    clips = [a]
+    for start, end in d.spans:
+        s, e = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+        clips.append(Audio(a.samples[s:e], f"{a.name}[{start:.2f}-{end:.2f}]", a.source_rate, a.channels))
+    return clips
+
+
+def score_decoded(recognizer, decoded: list[Decoded]) -> list[Scored]:
+    """Rows for decoded inputs: all their clips analysed together (batched by length).  Should the
+    batch fail, each input is analysed alone so that one bad input costs only its own row."""
+    ok = [d for d in decoded if d.error is None]
+    clips = [_clips(d) for d in ok]
+    flat = [c for cs in clips for c in cs]
+    by_item: dict[int, list[EmotionResult]] = {}
+    errors: dict[int, str] = {}
+    try:
+        results = recognizer.analyse(flat) if flat else []
+        n = 0
+        for d, cs in zip(ok, clips):
+            by_item[id(d)] = results[n : n + len(cs)]
+            n += len(cs)
+    except Exception:
+        log.warning("a batch of %d clips failed; analysing its files one by one", len(flat), exc_info=True)
+        for d, cs in zip(ok, clips):
+            try:
+                by_item[id(d)] = recognizer.analyse(cs)
+            except Exception as exc:
+                log.debug("analysing %s failed", d.item.path, exc_info=True)
+                errors[id(d)] = f"analysis failed ({type(exc).__name__}: {exc})"
+    out = []
+    for d in decoded:
+        error = d.error or errors.get(id(d))
+        out.append(_rows_for(d, None if error else by_item[id(d)], error))
+    return out
+
+
+def local_scorer(recognizer, segmenter=None, workers: int = DECODE_WORKERS, group: int | None = None,
+                 use_hash: bool = False) -> Callable[[list[BatchItem]], Iterator[Scored]]:
+    """Score items in this process: `workers` threads decode the next group while the model runs
+    on the current one.  Yields in input order."""
+    group = group or max(GROUP_FILES, GROUP_BATCHES * recognizer.batch_size)
+
+    def run(items: list[BatchItem]) -> Iterator[Scored]:
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode") as pool:
+            pending: deque = deque()
+            starts = iter(range(0, len(items), group))
+
+            def submit_next() -> None:
+                start = next(starts, None)
+                if start is not None:
+                    pending.append([pool.submit(decode_item, it, segmenter, use_hash)
+                                    for it in items[start : start + group]])
+
+            submit_next()
+            while pending:
+                submit_next()  # decode one group ahead while the model works
+                decoded = [f.result() for f in pending.popleft()]
+                yield from score_decoded(recognizer, decoded)
+
+    return run
+
+
+# -- the job --------------------------------------------------------------------------------------
+
+
+def _is_summary(row: dict) -> bool:
+    return row.get("segment") is None
+
+
+def _key(row: dict) -> tuple[str, str]:
+    return (row["path"], row["id"])
+
+
+def _plan(items: list[BatchItem], existing: list[dict], use_hash: bool, retry_failed: bool,
+          embeddings) -> tuple[list[BatchItem], list[dict]]:
+    """Which items still need work, and which existing rows stay."""
+    wanted = {(it.path, it.id): it for it in items}
+    summaries = {_key(r): r for r in existing if _is_summary(r) and _key(r) in wanted}
+    done: set[tuple[str, str]] = set()
+    for key, row in summaries.items():
+        size, mtime = file_stat(key[0])
+        if use_hash:
+            same = row.get("sha256") is not None and row["sha256"] == _sha256(key[0])
+        else:
+            same = row.get("size") == size and row.get("mtime_ns") == mtime
+        if not same or (retry_failed and row.get("error")):
+            continue
+        if embeddings is not None and not row.get("error") and not embeddings.has(*key):
+            continue
+        done.add(key)
+    keep = [r for r in existing if _key(r) not in wanted or _key(r) in done]
+    return [it for it in items if (it.path, it.id) not in done], keep
+
+
+def run_job(items: list[BatchItem], sink, scorer: Callable[[list[BatchItem]], Iterable[Scored]], *,
+            use_hash: bool = False, retry_failed: bool = False, embeddings=None,
+            progress: bool = True) -> BatchSummary:
+    """Run a batch job into `sink` (see emotion.sinks), resuming from what it already holds."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    existing = sink.read()
+    todo, keep = _plan(items, existing, use_hash, retry_failed, embeddings)
+    if len(keep) != len(existing):
+        log.info("dropping %d stale or partial rows from %s", len(existing) - len(keep), sink.path)
+        sink.rewrite(keep)
+    summary = BatchSummary(total=len(items), skipped=len(items) - len(todo), processed=0)
+    if summary.skipped:
+        log.info("%d of %d files are already in the output", summary.skipped, len(items))
+    bar = tqdm(total=len(todo), unit="file", disable=not progress or not todo, dynamic_ncols=True)
+    try:
+        for scored in scorer(todo):
+            rows = scored.rows
+            if embeddings is not None and scored.embedding is not None:
+                name = embeddings.put(scored.item.path, scored.item.id, scored.embedding)
+                if embeddings.names_in_rows:
+                    rows[-1]["embedding"] = name
+            sink.append(rows)
+            summary.processed += 1
+            summary.audio_s += scored.audio_s
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.update(1)
+            bar.set_postfix_str(f"{summary.processed / elapsed:.2f} files/s, "
+                                f"{summary.audio_s / elapsed:.1f} audio-s/s", refresh=False)
+    finally:
+        bar.close()
+        sink.close()
+        final = sink.read()
+        if embeddings is not None:
+            embeddings.finish([r for r in final if _is_summary(r) and not r.get("error")])
+        sink.finish()
+    by_key = {_key(r): r for r in final if _is_summary(r)}
+    summary.rows = [by_key[(it.path, it.id)] for it in items if (it.path, it.id) in by_key]
+    summary.failed = [(r["id"], r["error"]) for r in summary.rows if r.get("error")]
+    summary.seconds = time.perf_counter() - start
+    return summary
