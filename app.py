@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get("EMOTION_QUEUE_SIZE") or 16),
                         help="requests that may wait for the model (default: $EMOTION_QUEUE_SIZE or 16)")
     parser.add_argument("--output-dir", default=None, help="where results are written (default: outputs/)")
+    parser.add_argument("--decoders", type=int, default=1,
+                        help="decoder worker processes (default: %(default)s)")
+    parser.add_argument("--decode-in-process", action="store_true",
+                        help="decode in the server process (saves ~1-2 ms a request and a worker's memory, "
+                             "but a decoder crash takes the server down)")
     parser.add_argument("--grace", type=float, default=float(os.environ.get("EMOTION_GRACE_S") or 30),
                         help="seconds a request in flight may take to finish on SIGTERM or Ctrl-C "
                              "(default: $EMOTION_GRACE_S or 30)")
@@ -47,10 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("app")
     log.info("engine ready: %s", rec.model_info())
 
+    from emotion import IsolatedDecoder, sweep_outputs
     from emotion.cli import OUTPUTS
     from emotion.ui import build_app, launch_kwargs
 
     output_root = args.output_dir or OUTPUTS
+    removed = sweep_outputs(output_root)  # a crash's leftovers; results past $EMOTION_RETENTION_DAYS
+    if removed:
+        log.info("removed %d incomplete or expired result folders", len(removed))
+    decoder = None
+    if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
+        decoder = IsolatedDecoder(workers=args.decoders)
+        decoder.warm()
+        rec.loader = decoder.load
     try:
         kwargs = launch_kwargs(output_root, host=args.host, port=args.port)
     except ValueError as exc:
@@ -73,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopping: %s", "no request in flight" if finished else
                  f"requests still running after {args.grace:g} s grace")
         demo.close()
+        if decoder is not None:
+            decoder.close()
     return 0
 
 

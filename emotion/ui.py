@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -16,7 +15,6 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -26,8 +24,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .audio import AudioError  # noqa: E402
+from .batch import result_row  # noqa: E402
+from .recognizer import BusyError  # noqa: E402
 from .model import MODELS_ROOT, PROJECT_ROOT  # noqa: E402
-from .results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE, write_result  # noqa: E402
+from .results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE, ResultWriteError, write_result  # noqa: E402
+from .storage import write_folder  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ DEFAULT_QUEUE_SIZE = 16
 MAX_PLOT_FRAMES = 600  # timeline points per emotion; longer clips are subsampled for the chart
 MODEL_CONCURRENCY = "model"
 SHUTTING_DOWN = "the server is shutting down: try again in a moment"
-COALESCE_MAX = 16  # requests handed to the model together when coalescing
+COALESCE_MAX = 16
+BATCH_TABLE = "batch_results.csv"
+BATCH_EMBEDDINGS = "embeddings.zip"  # requests handed to the model together when coalescing
 
 CSS = """
 #emotion_md { font-size: 1.6em; }
@@ -162,6 +165,18 @@ def _result_files(folder: Path) -> list[str]:
     return [str(folder / n) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE) if (folder / n).is_file()]
 
 
+def _write_embeddings_zip(fh, embeddings: list[tuple[str, np.ndarray]]) -> None:
+    """One <file stem>.npy per analysed file (a repeated name gets _1, _2, ...)."""
+    seen: dict[str, int] = {}
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, emb in embeddings:
+            n = seen.get(name, 0)
+            seen[name] = n + 1
+            npy = io.BytesIO()
+            np.save(npy, np.asarray(emb, dtype=np.float32))
+            zf.writestr(f"{Path(name).stem}{'_' + str(n) if n else ''}.npy", npy.getvalue())
+
+
 def _example_copy() -> str:
     """The shipped example, copied into the temp dir so it is served like any upload."""
     if not EXAMPLE_AUDIO.is_file():
@@ -237,6 +252,8 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
         for gran, idx in by_granularity.items():
             try:
                 results = recognizer.recognize_many([paths[i] for i in idx], granularity=gran)
+            except BusyError as exc:
+                results = [str(exc)] * len(idx)
             except Exception:
                 log.exception("recognition failed")
                 results = [None] * len(idx)
@@ -245,8 +262,8 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
                 if isinstance(res, AudioError):
                     outcomes[i] = f"{res.name}: {res.reason}"
                     continue
-                if res is None:
-                    outcomes[i] = f"{name}: the clip could not be analysed"
+                if res is None or isinstance(res, str):
+                    outcomes[i] = f"{name}: {res or 'the clip could not be analysed'}"
                     continue
                 try:
                     folder = write_result(res, output_root, embedding=bool(embs[i]))
@@ -324,40 +341,24 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
 
         try:
             results = recognizer.recognize_many(paths, granularity=granularity, on_result=tick)
+        except BusyError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
         except Exception:
             log.exception("batch failed")
             raise gr.Error("the batch could not be analysed", print_exception=False) from None
-        folder = output_root / f"batch_{datetime.now():%Y%m%d_%H%M%S}_{os.urandom(4).hex()}"
-        folder.mkdir(parents=True)
-        columns = ["file", "emotion", "confidence"] + order + ["error"]
-        rows, embeddings = [], {}
-        for path, res in zip(paths, results):
-            name = Path(path).name
-            if isinstance(res, AudioError):
-                rows.append({"file": name, "emotion": "", "confidence": None, "error": res.reason})
-                continue
-            row = {"file": name, "emotion": res.emotion, "confidence": round(res.confidence, 6), "error": ""}
-            row.update({k: round(float(res.scores[k]), 6) for k in order})
-            rows.append(row)
-            embeddings[name] = res.embedding
-        table = pd.DataFrame(rows, columns=columns)
-        csv_path = folder / "batch_results.csv"
-        buf = io.StringIO()
-        table.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
-        csv_path.write_text(buf.getvalue(), encoding="utf-8")
-        out_files = [str(csv_path)]
+        columns = ["path", "emotion", "confidence", *order, "duration_s", "error"]
+        rows = [result_row(res, Path(path).name) for path, res in zip(paths, results)]
+        table = pd.DataFrame(rows, columns=columns).round(6)
+        files = {BATCH_TABLE: lambda fh: fh.write(table.to_csv(index=False).encode("utf-8"))}
+        embeddings = [(row["path"], res.embedding) for row, res in zip(rows, results)
+                      if not isinstance(res, AudioError)]
         if want_embedding and embeddings:
-            zip_path = folder / "embeddings.zip"
-            with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
-                seen: dict[str, int] = {}
-                for name, emb in embeddings.items():
-                    n = seen.get(name, 0)
-                    seen[name] = n + 1
-                    arcname = f"{Path(name).stem}{'_' + str(n) if n else ''}.npy"
-                    npy = io.BytesIO()
-                    np.save(npy, np.asarray(emb, dtype=np.float32))
-                    zf.writestr(arcname, npy.getvalue())
-            out_files.append(str(zip_path))
+            files[BATCH_EMBEDDINGS] = lambda fh: _write_embeddings_zip(fh, embeddings)
+        try:
+            folder = write_folder(output_root, files)  # complete, or not there at all
+        except ResultWriteError as exc:
+            raise gr.Error(f"the results could not be saved: {exc.strerror}", print_exception=False) from None
+        out_files = [str(folder / name) for name in files]
         failed = sum(1 for r in results if isinstance(r, AudioError))
         summary = f"{len(paths) - failed} analysed, {failed} failed · saved in {folder.name}"
         return table, out_files, summary

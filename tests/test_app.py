@@ -137,14 +137,20 @@ def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
         [handle_file(str(p)) for p in good + [bad]], "utterance", True, api_name="/batch")
     rows = table["data"]
     headers = table["headers"]
-    assert headers[:3] == ["file", "emotion", "confidence"] and headers[-1] == "error" and len(headers) == 13
+    assert headers[:3] == ["path", "emotion", "confidence"] and headers[-2:] == ["duration_s", "error"]
+    assert len(headers) == 14
     assert [r[0] for r in rows] == ["mono_16000.wav", "clip.mp3", "empty.wav"]
     assert rows[2][-1] and not rows[0][-1]
     ref = tiny_recognizer.recognize(str(good[0]))
     assert rows[0][1] == ref.emotion and abs(rows[0][2] - ref.confidence) < 1e-5
     assert sorted(Path(f).name for f in files) == ["batch_results.csv", "embeddings.zip"]
     assert "2 analysed, 1 failed" in summary
-    assert any(p.name.startswith("batch_") and (p / "batch_results.csv").is_file() for p in out.iterdir())
+    saved = [p for p in out.iterdir() if (p / "batch_results.csv").is_file()]
+    assert len(saved) == 1 and (saved[0] / "manifest.json").is_file() and (saved[0] / "embeddings.zip").is_file()
+    import zipfile
+
+    with zipfile.ZipFile(saved[0] / "embeddings.zip") as zf:
+        assert sorted(zf.namelist()) == ["clip.npy", "mono_16000.npy"]
 
 
 def test_direct_run_refused_and_monitoring_closed(serve, tiny_recognizer, clip):

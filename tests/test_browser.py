@@ -49,11 +49,16 @@ def app_url(tmp_path_factory, tiny_recognizer, tiny_model):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield b
+    b.close()
 
 
 @pytest.fixture
@@ -139,28 +144,27 @@ def test_example_button(page, app_url):
     page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="example.wav"]', state="attached")
 
 
-def test_microphone_recording(app_url):
+def test_microphone_recording(app_url, playwright):
     """Chromium's fake microphone (a beep) records through the page's own recorder, which the
     server then decodes and analyses like an upload."""
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
-        try:
-            page = b.new_context(permissions=["microphone"]).new_page()
-            page.set_default_timeout(60_000)
-            page.goto(app_url)
-            page.locator('#audio_in button[aria-label="Record audio"]').click()
-            page.locator("#audio_in button.record-button").click()
-            page.wait_for_timeout(2000)
-            page.locator("#audio_in button.stop-button").click()
-            page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="/gradio_api/file="]',
-                                   state="attached")
-            page.locator("#analyse_btn").click()
-            page.wait_for_selector("#emotion_md h2")
-            text = page.locator("#emotion_md").inner_text()
-            assert "%" in text and "⚠" not in text, text
-            log_text = page.locator("#process_log textarea").input_value()
-            seconds = float(log_text.split("duration:")[1].split("s")[0])
-            assert 1.0 < seconds < 4.0, log_text  # about the two seconds recorded
-        finally:
-            b.close()
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    try:
+        page = b.new_context(permissions=["microphone"]).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        page.locator('#audio_in button[aria-label="Record audio"]').click()
+        page.locator("#audio_in button.record-button").click()
+        page.wait_for_timeout(2000)
+        page.locator("#audio_in button.stop-button").click()
+        page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="/gradio_api/file="]',
+                               state="attached")
+        page.locator("#analyse_btn").click()
+        page.wait_for_selector("#emotion_md h2")
+        text = page.locator("#emotion_md").inner_text()
+        assert "%" in text and "⚠" not in text, text
+        log_text = page.locator("#process_log textarea").input_value()
+        seconds = float(log_text.split("duration:")[1].split("s")[0])
+        assert 1.0 < seconds < 4.0, log_text  # about the two seconds recorded
+    finally:
+        b.close()
