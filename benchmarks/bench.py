@@ -157,7 +157,6 @@ def main() -> None:
                      f"{t_fast / t_ref:.2f}x; top-1 agreement {agree}/{n}, max score diff {worst:.3f}"))
         print(f"{mode} 5 s {t_fast:.2f}s vs funasr {t_ref:.2f}s; agreement {agree}/{n}, max diff {worst:.3f}",
               flush=True)
-        del fast
 
     print()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
