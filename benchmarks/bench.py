@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "bench-work" / "emotion2vec_plus_large")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement and engine")
     parser.add_argument("--clips", type=int, default=16, help="clips of 1-30 s for the throughput row")
+    parser.add_argument("--only", default="cold,warm,throughput,fast",
+                        help="comma-separated sections to run (default: all of %(default)s)")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
 
     from tests.checkpoints import write_model_dir
     from tests.media import write_wav
@@ -90,16 +93,17 @@ def main() -> None:
         print(f"{name:<44} ours {ours:9.2f} {unit:<3} funasr {theirs:9.2f} {unit:<3} ratio {ratio:.2f}x", flush=True)
 
     # cold start and the command line's cold path, fresh processes, interleaved
-    cs = {"ours": [], "funasr": []}
-    cp = {"ours": [], "funasr": []}
-    for _ in range(args.repeats):
-        cs["ours"].append(cold(COLD_OURS, model, None, True))
-        cs["funasr"].append(cold(COLD_FUNASR, model, None, False))
-        cp["ours"].append(cold(COLD_OURS, model, clip5, True))
-        cp["funasr"].append(cold(COLD_FUNASR, model, clip5, False))
-    row("cold start to ready (s)", median(t for t, _ in cs["ours"]), median(t for t, _ in cs["funasr"]), "s")
-    row("peak RSS while loading (MB)", median(m for _, m in cs["ours"]), median(m for _, m in cs["funasr"]), "MB")
-    row("cold path: load + one 5 s clip (s)", median(t for t, _ in cp["ours"]), median(t for t, _ in cp["funasr"]), "s")
+    if "cold" in sections:
+        cs = {"ours": [], "funasr": []}
+        cp = {"ours": [], "funasr": []}
+        for _ in range(args.repeats):
+            cs["ours"].append(cold(COLD_OURS, model, None, True))
+            cs["funasr"].append(cold(COLD_FUNASR, model, None, False))
+            cp["ours"].append(cold(COLD_OURS, model, clip5, True))
+            cp["funasr"].append(cold(COLD_FUNASR, model, clip5, False))
+        row("cold start to ready (s)", median(t for t, _ in cs["ours"]), median(t for t, _ in cs["funasr"]), "s")
+        row("peak RSS while loading (MB)", median(m for _, m in cs["ours"]), median(m for _, m in cs["funasr"]), "MB")
+        row("cold path: load + one 5 s clip (s)", median(t for t, _ in cp["ours"]), median(t for t, _ in cp["funasr"]), "s")
 
     # warm latency, one process holding both engines, interleaved
     from emotion import Recognizer
@@ -114,49 +118,53 @@ def main() -> None:
         fn()
         return time.perf_counter() - start
 
-    for label, clip in (("warm latency, 5 s clip, fp32 (s)", clip5), ("warm latency, 30 s clip, fp32 (s)", clip30)):
-        ours, theirs = [], []
-        for _ in range(args.repeats):
-            ours.append(timed(lambda: rec.recognize(clip)))
-            theirs.append(timed(lambda: ref.generate(str(clip), disable_pbar=True)))
-        row(label, median(ours), median(theirs), "s")
+    if "warm" in sections:
+        for label, clip in (("warm latency, 5 s clip, fp32 (s)", clip5), ("warm latency, 30 s clip, fp32 (s)", clip30)):
+            ours, theirs = [], []
+            for _ in range(args.repeats):
+                ours.append(timed(lambda: rec.recognize(clip)))
+                theirs.append(timed(lambda: ref.generate(str(clip), disable_pbar=True)))
+            row(label, median(ours), median(theirs), "s")
 
     # throughput over mixed lengths: audio seconds per second (higher is better; ratio inverted)
-    import numpy as np
+    if "throughput" in sections or "fast" in sections:
+        import numpy as np
 
-    rng = np.random.default_rng(0)
-    lengths = rng.uniform(1, 30, args.clips)
-    clips = [write_wav(work / f"t{i}.wav", float(s), 16000, seed=i) for i, s in enumerate(lengths)]
-    audio_s = float(lengths.sum())
-    # clip by clip, the two engines alternating, so slow drifts of the machine hit both alike
-    t_ours = t_theirs = 0.0
-    for c in clips:
-        t_ours += timed(lambda: rec.recognize_many([c]))
-        t_theirs += timed(lambda: ref.generate(str(c), disable_pbar=True))
-    ours_rate, theirs_rate = audio_s / t_ours, audio_s / t_theirs
-    rows.append((f"throughput, {args.clips} clips of 1-30 s (audio s/s)", f"{ours_rate:.2f}",
-                 f"{theirs_rate:.2f}", f"{ours_rate / theirs_rate:.2f}x faster"))
-    print(f"throughput ours {ours_rate:.2f} audio-s/s, funasr {theirs_rate:.2f}: {ours_rate / theirs_rate:.2f}x", flush=True)
+        rng = np.random.default_rng(0)
+        lengths = rng.uniform(1, 30, args.clips)
+        clips = [write_wav(work / f"t{i}.wav", float(s), 16000, seed=i) for i, s in enumerate(lengths)]
+        audio_s = float(lengths.sum())
+        if "throughput" in sections:
+            # clip by clip, the two engines alternating, so slow drifts of the machine hit both alike
+            t_ours = t_theirs = 0.0
+            for c in clips:
+                t_ours += timed(lambda: rec.recognize_many([c]))
+                t_theirs += timed(lambda: ref.generate(str(c), disable_pbar=True))
+            ours_rate, theirs_rate = audio_s / t_ours, audio_s / t_theirs
+            rows.append((f"throughput, {args.clips} clips of 1-30 s (audio s/s)", f"{ours_rate:.2f}",
+                         f"{theirs_rate:.2f}", f"{ours_rate / theirs_rate:.2f}x faster"))
+            print(f"throughput ours {ours_rate:.2f} audio-s/s, funasr {theirs_rate:.2f}: {ours_rate / theirs_rate:.2f}x", flush=True)
 
     # faster CPU modes, opt-in: speed on the 5 s clip and fidelity against fp32 on 8 mixed clips
-    n = min(8, len(clips))
-    fp32 = {c: rec.recognize(c) for c in clips[:n]}
-    for mode in ("bf16", "int8"):
-        fast = Recognizer.load(model, device="cpu", dtype=mode)
-        mine, theirs = [], []
-        for _ in range(args.repeats):
-            mine.append(timed(lambda: fast.recognize(clip5)))
-            theirs.append(timed(lambda: ref.generate(str(clip5), disable_pbar=True)))
-        agree, worst = 0, 0.0
-        for c, a in fp32.items():
-            b = fast.recognize(c)
-            agree += a.emotion == b.emotion
-            worst = max(worst, max(abs(a.scores[k] - b.scores[k]) for k in a.scores))
-        t_fast, t_ref = median(mine), median(theirs)
-        rows.append((f"{mode} (opt-in), 5 s clip (s)", f"{t_fast:.2f} s", f"{t_ref:.2f} s",
-                     f"{t_fast / t_ref:.2f}x; top-1 agreement {agree}/{n}, max score diff {worst:.3f}"))
-        print(f"{mode} 5 s {t_fast:.2f}s vs funasr {t_ref:.2f}s; agreement {agree}/{n}, max diff {worst:.3f}",
-              flush=True)
+    if "fast" in sections:
+        n = min(8, len(clips))
+        fp32 = {c: rec.recognize(c) for c in clips[:n]}
+        for mode in ("bf16", "int8"):
+            fast = Recognizer.load(model, device="cpu", dtype=mode)
+            mine, theirs = [], []
+            for _ in range(args.repeats):
+                mine.append(timed(lambda: fast.recognize(clip5)))
+                theirs.append(timed(lambda: ref.generate(str(clip5), disable_pbar=True)))
+            agree, worst = 0, 0.0
+            for c, a in fp32.items():
+                b = fast.recognize(c)
+                agree += a.emotion == b.emotion
+                worst = max(worst, max(abs(a.scores[k] - b.scores[k]) for k in a.scores))
+            t_fast, t_ref = median(mine), median(theirs)
+            rows.append((f"{mode} (opt-in), 5 s clip (s)", f"{t_fast:.2f} s", f"{t_ref:.2f} s",
+                         f"{t_fast / t_ref:.2f}x; top-1 agreement {agree}/{n}, max score diff {worst:.3f}"))
+            print(f"{mode} 5 s {t_fast:.2f}s vs funasr {t_ref:.2f}s; agreement {agree}/{n}, max diff {worst:.3f}",
+                  flush=True)
 
     print()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
