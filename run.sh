@@ -25,7 +25,6 @@ ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they ch
         local args=()
         for f in "$@"; do args+=(-r "$f"); done
         "$PY" -m pip install --quiet --disable-pip-version-check "${args[@]}" >&2
-        rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
 }
