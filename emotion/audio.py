@@ -57,6 +57,11 @@ REASONS = (NO_FILE, EMPTY, NOT_AUDIO, NO_AUDIO_STREAM, UNDECODABLE, NO_SAMPLES, 
            DECODER_CRASHED, INVALID)
 
 
+def find_audio(folder: Path) -> list[Path]:
+    """The audio files under `folder`, recursively, by extension, in sorted order."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+
+
 class AudioError(ValueError):
     """An input that cannot be analysed: `name` the file, `reason` the text for the user, `code`
     one of REASONS."""

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, Audio, AudioError, load_audio
+from .audio import SAMPLE_RATE, Audio, AudioError, find_audio, load_audio
 from .results import EmotionResult
 from .storage import file_sha256
 from .timeline import Segment
@@ -125,8 +125,7 @@ def gather_inputs(inputs: Iterable[str | os.PathLike]) -> list[BatchItem]:
     for given in inputs:
         p = Path(given)
         if p.is_dir():
-            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in sorted(p.rglob("*"))
-                         if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in find_audio(p))
         elif p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
             items.extend(read_manifest(p))
         else:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS, AudioError
+from .audio import AudioError, find_audio
 from .model import DEFAULT_MODEL, KNOWN_MODELS, PROJECT_ROOT, CheckpointError, ModelNotFoundError
 from .recognizer import BusyError
 
@@ -21,7 +21,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            paths.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
+            paths.extend(find_audio(p))
         else:
             paths.append(p)
     return paths
