@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from emotion.ui import build_app, launch_kwargs
 
     output_root = args.output_dir or OUTPUTS
-    removed = sweep_outputs(output_root)  # a crash's leftovers; results past $EMOTION_RETENTION_DAYS
-    if removed:
-        log.info("removed %d incomplete or expired result folders", len(removed))
+    sweep_outputs(output_root)  # a crash's leftovers; results past $EMOTION_RETENTION_DAYS (it logs)
     decoder = None
     if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
         decoder = IsolatedDecoder(workers=args.decoders)

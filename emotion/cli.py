@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .audio import AudioError, find_audio
 from .model import DEFAULT_MODEL, KNOWN_MODELS, PROJECT_ROOT, CheckpointError, ModelNotFoundError
-from .recognizer import BusyError
+from .recognizer import GRANULARITIES, BusyError
 
 OUTPUTS = PROJECT_ROOT / "outputs"
 
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recognize", help="score audio files or folders; one result folder per file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
-    p.add_argument("--granularity", choices=["utterance", "frame"], default="utterance")
+    p.add_argument("--granularity", choices=GRANULARITIES, default="utterance")
     p.add_argument("--output-dir", default=str(OUTPUTS))
     p.add_argument("--no-embedding", action="store_true", help="do not write embedding.npy")
     p.add_argument("--isolate-decoding", action="store_true",

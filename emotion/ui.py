@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 
 from .audio import AudioError  # noqa: E402
 from .batch import result_row  # noqa: E402
-from .recognizer import BusyError  # noqa: E402
+from .recognizer import GRANULARITIES, BusyError  # noqa: E402
 from .model import MODELS_ROOT, PROJECT_ROOT  # noqa: E402
 from .results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE, ResultWriteError, write_result  # noqa: E402
 from .storage import write_folder  # noqa: E402
@@ -245,7 +245,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
         for i, (path, gran) in enumerate(zip(paths, grans)):
             if not path:
                 outcomes[i] = "no audio: upload a file, record, or load the example"
-            elif gran not in ("utterance", "frame"):
+            elif gran not in GRANULARITIES:
                 outcomes[i] = f"unknown granularity {gran!r}"
             else:
                 by_granularity.setdefault(gran, []).append(i)
@@ -290,7 +290,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
             gr.Dataframe(value=_segments_frame(res) if frame else None, visible=frame),
             _process_log(res, folder, request_ms),
             _result_files(folder),
-            json.loads(res.to_json()),
+            res.to_dict(),  # write_result has already checked it is strict JSON
             status_text(recognizer),
         )
 
@@ -298,7 +298,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
         if isinstance(outcome, str):
             return {"error": outcome}
         res, folder, _ = outcome
-        return {**json.loads(res.to_json()), "saved": folder.name}
+        return {**res.to_dict(), "saved": folder.name}
 
     def one(outcome):
         if isinstance(outcome, str):
@@ -322,7 +322,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
             raise gr.Error("no files: choose one or more audio files", print_exception=False)
-        if granularity not in ("utterance", "frame"):
+        if granularity not in GRANULARITIES:
             raise gr.Error(f"unknown granularity {granularity!r}", print_exception=False)
         if not drain.enter():
             raise gr.Error(SHUTTING_DOWN, print_exception=False)
@@ -393,7 +393,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
                         audio = gr.Audio(type="filepath", sources=["upload", "microphone"],
                                          label="Audio", elem_id="audio_in")
                         with gr.Row():
-                            granularity = gr.Radio(["utterance", "frame"], value="utterance",
+                            granularity = gr.Radio(list(GRANULARITIES), value="utterance",
                                                    label="Granularity", elem_id="granularity")
                             want_emb = gr.Checkbox(value=False, label="Extract embedding",
                                                    elem_id="want_embedding")
@@ -426,7 +426,7 @@ def build_app(recognizer, output_root: str | os.PathLike, queue_size: int | None
                         batch_files = gr.File(file_count="multiple", label="Audio files",
                                               elem_id="batch_files")
                         with gr.Row():
-                            batch_gran = gr.Radio(["utterance", "frame"], value="utterance",
+                            batch_gran = gr.Radio(list(GRANULARITIES), value="utterance",
                                                   label="Granularity")
                             batch_emb = gr.Checkbox(value=False, label="Embeddings zip")
                         batch_btn = gr.Button("Analyse all", variant="primary", elem_id="batch_btn")
