@@ -4,7 +4,7 @@
 #   ./run.sh [APP OPTIONS]       start the web app (creates .venv and fetches the model if missing)
 #   ./run.sh test [PYTEST ARGS]  run the test suite (creates .venv with the test packages)
 #   ./run.sh download [NAME]     download a model into models/NAME (default emotion2vec_plus_large)
-#   ./run.sh cli ARGS...         the command line: python -m emotion ARGS...
+#   ./run.sh cli ARGS...         the command line (the emotion command) inside .venv
 #   ./run.sh --help              this text, and the app's options
 #
 # Environment: EMOTION_MODEL_DIR (model folder), GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
@@ -14,9 +14,9 @@ cd "$(dirname "$0")"
 VENV=.venv
 PY="$VENV/bin/python"
 
-ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they changed
+ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they or pyproject.toml changed
     local stamp
-    stamp="$VENV/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
+    stamp="$VENV/.installed-$(cat "$@" pyproject.toml | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
         if [ ! -x "$PY" ]; then
             "${PYTHON:-python3}" -m venv "$VENV"
@@ -25,6 +25,8 @@ ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they ch
         local args=()
         for f in "$@"; do args+=(-r "$f"); done
         "$PY" -m pip install --quiet --disable-pip-version-check "${args[@]}" >&2
+        # the project itself, editable: the `emotion` command, and `import emotion` from anywhere
+        "$PY" -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
         touch "$stamp"
     fi
 }

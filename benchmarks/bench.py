@@ -1,7 +1,7 @@
 """Side-by-side benchmark of this engine against funasr's AutoModel on one checkpoint.
 
-    .venv/bin/python benchmarks/bench.py                 # builds bench-work/emotion2vec_plus_large
-    .venv/bin/python benchmarks/bench.py --clips 64      # the full throughput run (issue bar: 64)
+    .venv/bin/python -m benchmarks.bench                 # builds bench-work/emotion2vec_plus_large
+    .venv/bin/python -m benchmarks.bench --clips 64      # the full throughput run (issue bar: 64)
 
 The checkpoint is random weights of the full large shape (built with funasr's own class, ~1.3 GB,
 never committed): it recognises nothing, but costs exactly what the real model costs.  The two
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 COLD_OURS = """
 import time, resource, sys

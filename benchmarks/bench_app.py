@@ -1,7 +1,7 @@
 """The web app's own overhead: request time through Gradio minus the engine's time, one clip.
 
-    .venv/bin/python benchmarks/bench_app.py                       # tiny random checkpoint
-    .venv/bin/python benchmarks/bench_app.py --model-dir bench-work/emotion2vec_plus_large
+    .venv/bin/python -m benchmarks.bench_app                       # tiny random checkpoint
+    .venv/bin/python -m benchmarks.bench_app --model-dir bench-work/emotion2vec_plus_large
 
 Serves the app in-process on 127.0.0.1 and sends the same 5 s clip through gradio_client
 (`/analyse`, the programs' endpoint, and `/recognize`, the page's event with its charts) and
@@ -16,21 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tests.ports import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_request(http, url: str, fn_index: int, clip: Path) -> dict:
@@ -69,7 +63,9 @@ def main() -> int:
     from gradio_client import Client, handle_file
 
     from emotion import Recognizer
-    from emotion.ui import build_app, launch_kwargs
+    from emotion.app.page import build_app
+    from emotion.app.server import launch_kwargs
+    from emotion.app.service import WebService
     from tests.checkpoints import write_model_dir
     from tests.media import write_wav
 
@@ -77,7 +73,7 @@ def main() -> int:
     rec = Recognizer.load(model_dir, device="cpu")
     clip = write_wav(work / "clip.wav", args.seconds, 44100, seed=1)
     out = work / "outputs"
-    demo = build_app(rec, out)
+    demo = build_app(WebService(rec, out))
     demo.launch(prevent_thread_lock=True, quiet=True,
                 **launch_kwargs(out, models_root=model_dir.parent, port=free_port(), auth=""))
     client = Client(demo.local_url, verbose=False)

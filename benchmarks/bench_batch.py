@@ -1,10 +1,10 @@
 """Batch throughput: `python -m emotion batch`'s engine against funasr's AutoModel.generate over
 the same folder of clips.
 
-    .venv/bin/python benchmarks/bench_batch.py                  # 200 clips of 1-30 s, 4 of them broken
-    .venv/bin/python benchmarks/bench_batch.py --clips 24       # a quicker run
-    .venv/bin/python benchmarks/bench_batch.py --longest 10     # 200 clips of 1-10 s
-    .venv/bin/python benchmarks/bench_batch.py --device cuda    # on a GPU machine
+    .venv/bin/python -m benchmarks.bench_batch                  # 200 clips of 1-30 s, 4 of them broken
+    .venv/bin/python -m benchmarks.bench_batch --clips 24       # a quicker run
+    .venv/bin/python -m benchmarks.bench_batch --longest 10     # 200 clips of 1-10 s
+    .venv/bin/python -m benchmarks.bench_batch --device cuda    # on a GPU machine
 
 The checkpoint is random weights of the full large shape (bench-work/emotion2vec_plus_large,
 built with tests.checkpoints when missing): it costs what the real model costs.  The clips are
@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FORMATS = ("wav16", "wav44", "flac", "mp3")
 
@@ -81,9 +79,12 @@ def main() -> None:
     parser.add_argument("--slice", type=int, default=10, help="files per slice; the engines alternate by slice")
     args = parser.parse_args()
 
-    from emotion.batch import gather_inputs, local_scorer, row_schema, run_job
+    from emotion.batch.inputs import gather_inputs
+    from emotion.batch.job import local_scorer, run_job
+    from emotion.batch.rows import row_schema
+    from emotion.batch.sinks import open_sink
+    from emotion.labels import label_keys
     from emotion.recognizer import Recognizer
-    from emotion.sinks import open_sink
     from tests.checkpoints import write_model_dir
 
     model = args.model_dir.resolve()
@@ -99,7 +100,7 @@ def main() -> None:
           f"device {args.device}", flush=True)
 
     rec = Recognizer.load(model, device=args.device)
-    keys = [lb.key for lb in rec.model.labels]
+    keys = label_keys(rec.model.labels)
     ref = None
     if not args.skip_funasr:
         from emotion.verify import reference_model

@@ -1,6 +1,6 @@
 """What decoding in a worker process costs per request, against decoding in-process.
 
-    .venv/bin/python benchmarks/bench_decode.py [--repeats 20]
+    .venv/bin/python -m benchmarks.bench_decode [--repeats 20]
 
 For a few typical uploads: the median time of load_audio in this process and of
 IsolatedDecoder.load (a warm worker), interleaved call by call, and the difference; then the
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from emotion.audio import load_audio  # noqa: E402
 from emotion.isolation import IsolatedDecoder  # noqa: E402

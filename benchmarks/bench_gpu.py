@@ -1,7 +1,7 @@
 """GPU figures: model time, batched throughput, memory, cold start and bf16 fidelity.
 
-    .venv/bin/python benchmarks/bench_gpu.py                       # on a CUDA machine
-    .venv/bin/python benchmarks/bench_gpu.py --device cpu --model-dir DIR --clips 4   # a smoke run
+    .venv/bin/python -m benchmarks.bench_gpu                       # on a CUDA machine
+    .venv/bin/python -m benchmarks.bench_gpu --device cpu --model-dir DIR --clips 4   # a smoke run
 
 Uses the large-shape random-weight checkpoint in bench-work/ (built when missing). Prints:
 - cold start: a fresh process until the recognizer is loaded and warmed on the device;
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 COLD = """
 import sys, time

@@ -1,7 +1,7 @@
 """Where the time goes: operator profile of this engine and funasr on one clip, side by side.
 
-    .venv/bin/python benchmarks/profile_ops.py                      # 5 s clip
-    .venv/bin/python benchmarks/profile_ops.py --seconds 30
+    .venv/bin/python -m benchmarks.profile_ops                      # 5 s clip
+    .venv/bin/python -m benchmarks.profile_ops --seconds 30
 
 Runs both engines once untimed, then once under torch.profiler on the same clip and checkpoint
 (default: the large-shape random checkpoint in bench-work/), and prints self CPU time per
@@ -18,7 +18,6 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FAMILIES = (  # first match wins
     ("linear (matmul)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm")),

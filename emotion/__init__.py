@@ -1,25 +1,23 @@
 """Speech emotion recognition with Emotion2Vec+: a library, a command line and a web app.
 
-    from emotion import Recognizer
+    from emotion import Recognizer, write_result
     rec = Recognizer.load()                      # models/emotion2vec_plus_large, warmed up
     result = rec.recognize("clip.wav")           # or rec.recognize(samples, sample_rate=44100)
     print(result.emotion, result.confidence, result.scores)
     write_result(result, "outputs")              # result.json, embedding.npy, processed_audio.wav
+
+Everything else stays importable from its module (emotion.model, emotion.isolation, ...).
 """
 
 from .audio import SAMPLE_RATE, Audio, AudioError, load_audio
-from .download import download_model, ensure_model
-from .isolation import IsolatedDecoder
+from .errors import EmotionError
+from .hub import download_model
 from .labels import EMOTIONS, Label
-from .model import CheckpointError, LoadedModel, ModelNotFoundError, load_model
-from .recognizer import GRANULARITIES, BusyError, Recognizer, get_recognizer
+from .recognizer import BusyError, Recognizer
 from .results import EmotionResult, write_result
-from .storage import ResultWriteError, sweep_outputs
 from .timeline import Segment
 
 __all__ = [
-    "SAMPLE_RATE", "Audio", "AudioError", "load_audio", "download_model", "ensure_model",
-    "EMOTIONS", "Label", "CheckpointError", "LoadedModel", "ModelNotFoundError", "load_model",
-    "GRANULARITIES", "BusyError", "Recognizer", "get_recognizer", "EmotionResult", "write_result", "Segment",
-    "IsolatedDecoder", "ResultWriteError", "sweep_outputs",
+    "Recognizer", "EmotionResult", "Segment", "write_result", "load_audio", "Audio", "SAMPLE_RATE",
+    "EMOTIONS", "Label", "download_model", "EmotionError", "AudioError", "BusyError",
 ]

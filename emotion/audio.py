@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import EmotionError
+from .files import file_sha256
 from .resample import resample
-from .storage import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ MIN_DURATION_S = 0.1  # shorter clips are refused (the conv front end needs 400 
 MIN_SOURCE_RATE = 8000  # Hz
 MAX_SOURCE_RATE = 192000  # Hz
 MAX_CHANNELS = 8
-MAX_DURATION_S = float(os.environ.get("EMOTION_MAX_DURATION_S", 1800))  # decoded audio cap
-MAX_DECODE_S = float(os.environ.get("EMOTION_MAX_DECODE_S", 120))  # wall-clock decode cap
+MAX_DURATION_S = 1800.0  # decoded audio cap (the app and CLI: $EMOTION_MAX_DURATION_S)
+MAX_DECODE_S = 120.0  # wall-clock decode cap (the app and CLI: $EMOTION_MAX_DECODE_S)
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this is reported as truncated
 HEADER_TOLERANCE = 1.25  # a header declaring more than this times the cap is refused undecoded
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm",
@@ -36,7 +37,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".o
 
 
 # Why an input is refused: every AudioError carries one of these codes (its `reason` is the text
-# shown to the user).  The list is fixed; README.md documents it.
+# shown to the user).  The list is fixed; docs/reliability.md documents it.
 NO_FILE = "no_file"  # missing, or not a regular file
 EMPTY = "empty"  # zero bytes
 NOT_AUDIO = "not_audio"  # no decoder recognises the content (html, random bytes, broken header)
@@ -62,7 +63,7 @@ def find_audio(folder: Path) -> list[Path]:
     return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-class AudioError(ValueError):
+class AudioError(EmotionError, ValueError):
     """An input that cannot be analysed: `name` the file, `reason` the text for the user, `code`
     one of REASONS."""
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from .errors import EmotionError
 
-class ConfigError(ValueError):
-    """A config.yaml that does not describe a network this package can build."""
+
+class ConfigError(EmotionError, ValueError):
+    """A model folder's config.yaml or tokens.txt that does not describe a network this package
+    can build; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +55,13 @@ class NetworkConfig:
             stride *= s
         return stride
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames the conv front end makes of `num_samples` (partial last frames do not count)."""
+    def num_frames(self, num_samples):
+        """Frames the conv front end makes of `num_samples` (an int, or a tensor of lengths);
+        partial last frames do not count."""
         n = num_samples
         for _, kernel, stride in self.conv_layers:
             n = (n - kernel) // stride + 1
-            if n <= 0:
-                return 0
-        return n
-
-    def min_samples(self) -> int:
-        """The fewest samples that give one frame."""
-        n = 1
-        for _, kernel, stride in reversed(self.conv_layers):
-            n = (n - 1) * stride + kernel
-        return n
+        return max(n, 0) if isinstance(n, int) else n.clamp(min=0)
 
 
 def parse_layer_spec(spec: str) -> tuple[tuple[int, int, int], ...]:
@@ -106,8 +101,13 @@ def _require(mapping: dict, key: str, where: str):
 
 def load_config(path: Path, num_classes: int) -> NetworkConfig:
     """Read config.yaml (the released format: model_conf with modalities.audio)."""
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("model_conf"), dict):
         raise ConfigError(f"{path} has no model_conf section")
     if raw.get("model", "Emotion2vec") != "Emotion2vec":

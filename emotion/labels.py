@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import ConfigError
+
 # The released head's classes, in class-index order.
 EMOTIONS = ("angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown")
 CHINESE = {"angry": "生气", "disgusted": "厌恶", "fearful": "恐惧", "happy": "开心", "neutral": "中立",
@@ -24,7 +26,12 @@ class Label:
 
     @property
     def display(self) -> str:
-        return f"{self.emoji} {self.zh} / {self.key.capitalize()}"
+        return display_name(self.key, self.zh, self.emoji)
+
+
+def display_name(key: str, zh: str, emoji: str) -> str:
+    """How a class is shown to people: "😊 开心 / Happy"."""
+    return f"{emoji} {zh} / {key.capitalize()}"
 
 
 def parse_tokens(lines: list[str]) -> list[Label]:
@@ -43,14 +50,28 @@ def parse_tokens(lines: list[str]) -> list[Label]:
             key = token.strip()
         zh = token.split("/", 1)[0] if "/" in token else CHINESE.get(key, key)
         labels.append(Label(key, zh, EMOJI.get(key, "•"), token, masked))
-    keys = [label.key for label in labels]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"tokens.txt names a class twice: {keys}")
+    keys = label_keys(labels)
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(f"tokens.txt names a class twice: {', '.join(twice)}")
     return labels
 
 
+def label_keys(labels: list[Label]) -> list[str]:
+    """The classes' English keys, in the head's order."""
+    return [label.key for label in labels]
+
+
 def read_tokens(path: Path) -> list[Label]:
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The classes a model folder's tokens.txt lists, one per line, in the head's order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
-        raise ValueError(f"{path} lists no classes")
-    return parse_tokens(lines)
+        raise ConfigError(f"{path} lists no classes")
+    try:
+        return parse_tokens(lines)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -15,12 +15,22 @@ from pathlib import Path
 import torch
 
 from .config import NetworkConfig, load_config
+from .errors import EmotionError, SettingsError
 from .labels import Label, read_tokens
 from .network import Emotion2VecNetwork
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_root() -> Path:
+    """The checkout this package lives in (models/ and outputs/ are there); for a copy installed
+    into site-packages, the current folder."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 MODELS_ROOT = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "emotion2vec_plus_large"
 # name: (ModelScope id, Hugging Face id)
@@ -34,19 +44,18 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 INT8 = "int8"  # opt-in on CPU: the transformer's linear layers dynamically quantised, the rest fp32
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(EmotionError, RuntimeError):
     """No usable model folder where one was expected."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(EmotionError, RuntimeError):
     """model.pt does not hold the weights the network needs."""
 
 
 def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:
-    """A known model name (models/<name>), a folder path, or None: $EMOTION_MODEL_DIR, else
-    models/emotion2vec_plus_large."""
+    """A known model name (models/<name>), a folder path, or None: models/emotion2vec_plus_large."""
     if model is None:
-        model = os.environ.get("EMOTION_MODEL_DIR") or DEFAULT_MODEL
+        model = DEFAULT_MODEL
     if str(model) in KNOWN_MODELS:
         return MODELS_ROOT / str(model)
     return Path(model).expanduser().resolve()
@@ -71,9 +80,13 @@ def not_found_message(model_dir: Path, name: str | None = None) -> str:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The plain state dict in model.pt: unwrapped from "state_dict"/"model", "module." stripped."""
     try:
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise CheckpointError(f"{path} cannot be read as PyTorch weights ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'})") from None
     for wrapper in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -114,23 +127,35 @@ def use_available_cores() -> None:
         torch.set_num_threads(available)
 
 
-def pick_device(device: str | None) -> torch.device:
+def _parse_device(device: str | None) -> torch.device | None:
     if device in (None, "auto"):
+        return None
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise SettingsError(f"unknown device {device!r}: choose auto, cpu or cuda") from None
+
+
+def pick_device(device: str | None) -> torch.device:
+    wanted = _parse_device(device)
+    if wanted is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(device)
+    if wanted.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(f"--device {device} was asked for, but no CUDA device is available")
+    return wanted
 
 
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """The dtype for a name on a device; int8 computes in fp32 around its quantised layers."""
     if dtype in (None, "auto"):
         return torch.float32 if device.type == "cpu" else torch.float16
     if dtype == INT8:
         if device.type != "cpu":
-            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+            raise SettingsError(f"--dtype int8 runs on the CPU only, not on {device.type}: "
+                                "use --device cpu, or fp16/bf16 on a GPU")
         return torch.float32
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}, {INT8}")
+        raise SettingsError(f"unknown dtype {dtype!r}: choose from auto, {', '.join(DTYPES)}, {INT8}")
     return DTYPES[dtype]
 
 
@@ -163,6 +188,11 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
                dtype: str | None = "auto") -> LoadedModel:
     """Load a model folder (see resolve_model_dir) onto `device`, ready for inference."""
     start = time.perf_counter()
+    wanted = _parse_device(device)
+    if wanted is not None:  # a pair that cannot work is named before CUDA is looked for
+        pick_dtype(dtype, wanted)
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
     use_available_cores()
     model_dir = resolve_model_dir(model)
     if missing_files(model_dir):
@@ -172,8 +202,6 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
     with torch.device("meta"):
         network = Emotion2VecNetwork(config)
     assign_weights(network, read_state_dict(model_dir / "model.pt"), model_dir / "model.pt")
-    dev = pick_device(device)
-    dt = pick_dtype(dtype, dev)
     network = network.to(device=dev, dtype=dt).eval().requires_grad_(False)
     if dtype == INT8:
         quantize_linears(network)

@@ -285,9 +285,7 @@ class Emotion2VecNetwork(nn.Module):
         b, t, _ = x.shape
         valid = None
         if lengths is not None:
-            n = lengths.clone()
-            for _, kernel, stride in self.cfg.conv_layers:
-                n = torch.div(n - kernel, stride, rounding_mode="floor") + 1
+            n = self.cfg.num_frames(lengths)
             valid = torch.arange(t, device=x.device)[None, :] < n[:, None]
             if bool(valid.all()):
                 valid = None

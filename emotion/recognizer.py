@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, Audio, AudioError, load_audio, normalize, prepare
+from .errors import EmotionError
+from .labels import label_keys
 from .model import LoadedModel, load_model
 from .resample import resample
 from .results import EmotionResult
@@ -42,7 +44,7 @@ BATCH_SAMPLES = 32 * 30 * SAMPLE_RATE  # upper bound on padded samples in one ba
 
 
 
-class BusyError(RuntimeError):
+class BusyError(EmotionError, RuntimeError):
     """The device ran out of memory even for one clip at a time; the request may be retried."""
 
     def __init__(self, message: str = BUSY_MESSAGE):
@@ -52,8 +54,8 @@ class BusyError(RuntimeError):
 class Recognizer:
     """Holds a loaded model; thread-safe (one forward pass at a time).
 
-    `loader` turns a path into an Audio: load_audio by default, or IsolatedDecoder(...).load to
-    decode in worker processes."""
+    `loader` turns a path into an Audio: load_audio by default (functools.partial of it for other
+    caps), or IsolatedDecoder(...).load to decode in worker processes."""
 
     def __init__(self, model: LoadedModel, chunk_s: float = CHUNK_S, batch_size: int | None = None,
                  smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S,
@@ -72,6 +74,9 @@ class Recognizer:
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, device: str | None = "auto",
              dtype: str | None = "auto", warmup: bool = True, **kwargs) -> "Recognizer":
+        """The one way to get a recognizer: load a model folder or known name (None: models/
+        emotion2vec_plus_large) and warm it up. Keyword arguments go to Recognizer(), e.g.
+        loader=IsolatedDecoder().load."""
         rec = cls(load_model(model, device, dtype), **kwargs)
         if warmup:
             rec.warmup()
@@ -198,7 +203,7 @@ class Recognizer:
         all_frames = torch.cat([f for _, f in windows])
         embedding = all_frames.mean(dim=0)
         probs = self._head(embedding)
-        keys = [lb.key for lb in labels]
+        keys = label_keys(labels)
         scores = {k: float(p) for k, p in zip(keys, probs)}
         best = int(torch.argmax(probs))
         result = EmotionResult(
@@ -259,17 +264,3 @@ class Recognizer:
         if sample_rate is None:
             raise ValueError("samples need a sample_rate")
         return prepare(np.asarray(source, dtype=np.float32), int(sample_rate), name or "samples")
-
-
-_shared: Recognizer | None = None
-_shared_lock = threading.Lock()
-
-
-def get_recognizer(model: str | os.PathLike | None = None, device: str | None = "auto",
-                   dtype: str | None = "auto") -> Recognizer:
-    """The process-wide recognizer (loaded and warmed once), for the app and scripts."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Recognizer.load(model, device, dtype)
-        return _shared

@@ -1,7 +1,7 @@
 """What a recognition gives back, as one schema, and how it is written to disk.
 
 A request's files land in outputs/<YYYYmmdd_HHMMSS>_<id>/: result.json, embedding.npy,
-processed_audio.wav and manifest.json, written as storage.write_folder writes: in a hidden
+processed_audio.wav and manifest.json, written as emotion.files.write_folder writes: in a hidden
 temporary folder, each file fsynced, the manifest last, the folder renamed into place: a result
 folder either is complete or does not exist.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .labels import Label
-from .storage import MANIFEST_FILE, ResultWriteError, write_folder  # noqa: F401 (re-exported)
+from .audio import SAMPLE_RATE
+from .files import write_folder
+from .labels import Label, label_keys
 from .timeline import Segment
 
 RESULT_FILE = "result.json"
@@ -26,6 +29,16 @@ EMBEDDING_FILE = "embedding.npy"
 AUDIO_FILE = "processed_audio.wav"
 TOP_K = 3
 SCHEMA_VERSION = 1
+FOLDER_PATTERN = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}")  # new_folder_name(): what a sweep may touch
+
+
+def new_folder_name() -> str:
+    return f"{datetime.now():%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:8]}"  # 32 random bits: distinct
+
+
+def next_folder(output_root: str | os.PathLike) -> Path:
+    """A fresh result folder path under output_root (not created)."""
+    return Path(output_root) / new_folder_name()
 
 
 @dataclass
@@ -79,7 +92,7 @@ class EmotionResult:
         }
         if self.granularity == "frame" and self.frame_scores is not None:
             out["frames"] = {
-                "labels": [lb.key for lb in self.labels],
+                "labels": label_keys(self.labels),
                 "start_s": [round(float(t), 4) for t in self.frame_starts],
                 "scores": np.round(self.frame_scores.astype(np.float64), 6).tolist(),
             }
@@ -102,5 +115,5 @@ def write_result(result: EmotionResult, output_root: str | os.PathLike, embeddin
     if embedding:
         files[EMBEDDING_FILE] = lambda fh: np.save(fh, result.embedding.astype(np.float32, copy=False))
     if audio and result.audio is not None:
-        files[AUDIO_FILE] = lambda fh: sf.write(fh, result.audio, 16000, format="WAV", subtype="FLOAT")
-    return write_folder(output_root, files)
+        files[AUDIO_FILE] = lambda fh: sf.write(fh, result.audio, SAMPLE_RATE, format="WAV", subtype="FLOAT")
+    return write_folder(next_folder(output_root), files)

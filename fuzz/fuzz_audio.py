@@ -1,14 +1,14 @@
 """Coverage-guided fuzzing of the audio loader with atheris (libFuzzer for Python); run by hand.
 
     .venv/bin/pip install -r fuzz/requirements.txt
-    .venv/bin/python fuzz/fuzz_audio.py --seeds fuzz/corpus         # once: valid and bad files
-    .venv/bin/python fuzz/fuzz_audio.py fuzz/corpus -max_total_time=600 -rss_limit_mb=4096
+    .venv/bin/python -m fuzz.fuzz_audio --seeds fuzz/corpus         # once: valid and bad files
+    .venv/bin/python -m fuzz.fuzz_audio fuzz/corpus -max_total_time=600 -rss_limit_mb=4096
 
 Every input is written to a file and given to load_audio; the property is the one the test suite
 checks with hypothesis: an Audio the model can take, or an AudioError with a code from
 audio.REASONS.  Anything else (another exception, a crash, a hang past -timeout) stops the run and
 leaves the input as crash-*/timeout-* in the working folder; replay one with
-`python fuzz/fuzz_audio.py crash-...`.  Coverage guidance sees our Python code only: FFmpeg
+`python -m fuzz.fuzz_audio crash-...`.  Coverage guidance sees our Python code only: FFmpeg
 inside PyAV is not instrumented, so it is exercised, not steered.
 """
 
@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import atheris  # noqa: E402
 import numpy as np  # noqa: E402

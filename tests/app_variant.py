@@ -1,7 +1,7 @@
 """app.py with a test fault built in, for the load tests: the same main(), a patched recognizer.
 
-    python tests/app_variant.py --leak-kb 512 [app.py arguments]   # keeps 512 KB per request, for ever
-    python tests/app_variant.py --gate FILE [app.py arguments]     # each request waits for FILE to exist
+    python -m tests.app_variant --leak-kb 512 [app.py arguments]   # keeps 512 KB per request, for ever
+    python -m tests.app_variant --gate FILE [app.py arguments]     # each request waits for FILE to exist
 
 With --gate, FILE.entered is created when a request reaches the model, so a test knows the model is
 busy; the wait is bounded (60 s).
@@ -14,11 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import app  # noqa: E402
-from emotion.recognizer import Recognizer  # noqa: E402
+import app
+from emotion.recognizer import Recognizer
 
 GATE_WAIT_S = 60.0
 

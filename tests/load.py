@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ports import free_port  # noqa: E402
 from tests.media import write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- /proc probes
@@ -181,7 +175,7 @@ class AppProcess:
 
     def results(self) -> list[Path]:
         """Complete result folders (a valid manifest, every listed file whole)."""
-        from emotion.storage import is_complete
+        from emotion.files import is_complete
 
         if not self.output_dir.is_dir():
             return []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client as httpclient
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,34 +13,33 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.ports import free_port  # noqa: E402
 from tests.media import write_wav
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from emotion.ui import build_app, launch_kwargs, list_history  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from emotion.app.outputs import list_results  # noqa: E402
+from emotion.app.page import build_app  # noqa: E402
+from emotion.app.server import launch_kwargs  # noqa: E402
+from emotion.app.service import WebService  # noqa: E402
 
 
 @pytest.fixture
 def serve(tmp_path, monkeypatch, tiny_model):
-    """serve(recognizer, **launch overrides) -> (demo, url, output_root); closed after the test."""
+    """serve(recognizer, **launch overrides) -> (demo, url, output_root, service); closed after the test."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
     started = []
 
     def start(recognizer, queue_size=None, coalesce=None, **overrides):
         out = tmp_path / "outputs"
-        demo = build_app(recognizer, out, queue_size=queue_size, coalesce=coalesce)
+        service = WebService(recognizer, out)
+        demo = build_app(service, queue_size=queue_size or 16, coalesce=coalesce)
         kwargs = launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(),
                                auth="", **overrides)
         demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
         started.append(demo)
-        return demo, demo.local_url, out
+        return demo, demo.local_url, out, service
 
     yield start
     for demo in started:
@@ -70,7 +68,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("granularity", ["utterance", "frame"])
 def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
-    demo, url, out = serve(tiny_recognizer)
+    demo, url, out, service = serve(tiny_recognizer)
     client = Client(url, verbose=False)
     outputs = client.predict(handle_file(str(clip)), granularity, True, api_name="/recognize")
     main_md, tend_md, label, bar, line, segments, log_text, files, result, status = outputs
@@ -86,7 +84,7 @@ def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
     saved = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(saved) == 1
     assert json.loads((saved[0] / "result.json").read_text())["scores"] == result["scores"]
-    assert list_history(out) == [saved[0].name]
+    assert list_results(out) == [saved[0].name]
     assert "RSS" in status
     if granularity == "frame":
         got = np.array(result["frames"]["scores"])
@@ -99,14 +97,14 @@ def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
 
 
 def test_without_embedding_no_npy(serve, tiny_recognizer, clip):
-    _, url, out = serve(tiny_recognizer)
+    _, url, out, service = serve(tiny_recognizer)
     files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
                                                api_name="/recognize")[7]
     assert sorted(Path(f).name for f in files) == ["processed_audio.wav", "result.json"]
 
 
 def test_bad_file_gives_its_reason(serve, tiny_recognizer, tmp_path):
-    _, url, _ = serve(tiny_recognizer)
+    _, url, _, service = serve(tiny_recognizer)
     bad = tmp_path / "notes.wav"
     bad.write_text("this is not audio at all " * 20)
     with pytest.raises(Exception) as info:
@@ -122,14 +120,14 @@ def test_bad_file_gives_its_reason(serve, tiny_recognizer, tmp_path):
 
 
 def test_history_rejects_traversal(serve, tiny_recognizer):
-    _, url, _ = serve(tiny_recognizer)
+    _, url, _, service = serve(tiny_recognizer)
     with pytest.raises(Exception) as info:
         Client(url, verbose=False).predict("../../etc", api_name="/history_open")
     assert "no such result" in str(info.value)
 
 
 def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
-    _, url, out = serve(tiny_recognizer)
+    _, url, out, service = serve(tiny_recognizer)
     bad = tmp_path / "empty.wav"
     bad.write_bytes(b"")
     good = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3"]
@@ -154,7 +152,7 @@ def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
 
 
 def test_direct_run_refused_and_monitoring_closed(serve, tiny_recognizer, clip):
-    _, url, _ = serve(tiny_recognizer)
+    _, url, _, service = serve(tiny_recognizer)
     with http() as h:
         r = h.post(url + "gradio_api/run/recognize", json={"data": [None, "utterance", False]})
         assert r.status_code == 404
@@ -163,7 +161,7 @@ def test_direct_run_refused_and_monitoring_closed(serve, tiny_recognizer, clip):
 
 
 def test_file_route_serves_outputs_only(serve, tiny_recognizer, tiny_model, clip):
-    _, url, out = serve(tiny_recognizer)
+    _, url, out, service = serve(tiny_recognizer)
     files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
                                                api_name="/recognize")[7]
     assert files
@@ -180,7 +178,7 @@ def test_file_route_serves_outputs_only(serve, tiny_recognizer, tiny_model, clip
 
 
 def test_upload_over_limit_is_413(serve, tiny_recognizer, tmp_path):
-    _, url, _ = serve(tiny_recognizer, max_file_size="10kb")
+    _, url, _, service = serve(tiny_recognizer, max_file_size="10kb")
     big = write_wav(tmp_path / "big.wav", 2.0, 16000)  # 64 kB
     small = write_wav(tmp_path / "small.wav", 0.2, 16000)  # 6.4 kB
     with http() as h:
@@ -213,7 +211,7 @@ class GatedRecognizer:
 
 def test_full_queue_answers_busy(serve, tiny_recognizer, clip):
     gated = GatedRecognizer(tiny_recognizer)
-    _, url, _ = serve(gated, queue_size=1)
+    _, url, _, service = serve(gated, queue_size=1)
     clients = [Client(url, verbose=False) for _ in range(5)]
     jobs = [clients[0].submit(handle_file(str(clip)), "utterance", False, api_name="/recognize")]
     assert gated.entered.wait(30)  # one runs (held), then the queue has room for one more
@@ -239,7 +237,7 @@ def test_full_queue_answers_busy(serve, tiny_recognizer, clip):
 
 @pytest.mark.parametrize("granularity", ["utterance", "frame"])
 def test_analyse_api_returns_the_result_json(serve, tiny_recognizer, clip, granularity):
-    _, url, out = serve(tiny_recognizer)
+    _, url, out, service = serve(tiny_recognizer)
     result = Client(url, verbose=False).predict(handle_file(str(clip)), granularity, False, api_name="/analyse")
     ref = tiny_recognizer.recognize(str(clip), granularity=granularity)
     assert result["emotion"] == ref.emotion and result["granularity"] == granularity
@@ -252,7 +250,7 @@ def test_coalesced_requests_each_get_their_own_answer(serve, tiny_recognizer, au
     """Forced on here (it is the GPU default): requests that wait together are analysed together,
     a bad file among them gets its own error and the others their results."""
     gated = GatedRecognizer(tiny_recognizer)
-    _, url, _ = serve(gated, coalesce=True)
+    _, url, _, service = serve(gated, coalesce=True)
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x00\x00")
     first = Client(url, verbose=False).submit(handle_file(str(audio_dir / "mono_16000.wav")), "utterance", False,
@@ -276,11 +274,11 @@ def test_coalesced_requests_each_get_their_own_answer(serve, tiny_recognizer, au
 
 def test_shutdown_lets_the_request_in_flight_finish(serve, tiny_recognizer, clip):
     gated = GatedRecognizer(tiny_recognizer)
-    demo, url, _ = serve(gated)
+    demo, url, _, service = serve(gated)
     running = Client(url, verbose=False).submit(handle_file(str(clip)), "utterance", False, api_name="/analyse")
     assert gated.entered.wait(30)
     closed = []
-    closer = threading.Thread(target=lambda: closed.append(demo.drain.close(30)))
+    closer = threading.Thread(target=lambda: closed.append(service.close(30)))
     closer.start()
     time.sleep(0.5)
     assert closer.is_alive()  # waits for the request in flight

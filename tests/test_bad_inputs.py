@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from emotion.audio import NO_FILE
-from emotion.storage import is_complete
+from emotion.files import is_complete
 from tests.bad_inputs import ACCEPTED, build_corpus
 
 ROOT = Path(__file__).resolve().parent.parent

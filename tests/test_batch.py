@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion import cli
-from emotion.batch import gather_inputs
-from emotion.evaluation import evaluate
-from emotion.sinks import read_rows
+from emotion.app import cli
+from emotion.batch.inputs import gather_inputs
+from emotion.batch.evaluation import evaluate
+from emotion.labels import label_keys
+from emotion.batch.sinks import read_rows
 from tests.media import write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def test_folder_of_mixed_and_broken_files_gives_the_full_table(tiny_model, tiny_
 
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    keys = [lb.key for lb in tiny_recognizer.model.labels]
+    keys = label_keys(tiny_recognizer.model.labels)
     assert list(rows[0]) == ["id", "path", "label", "emotion", "confidence", *keys, "duration_s", "size",
                              "mtime_ns", "sha256", "error"]
     by_path = {Path(r["path"]).relative_to(batch_inputs).as_posix(): r for r in rows}

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from emotion import cli
-from emotion.sinks import read_rows
+from emotion.app import cli
+from emotion.batch.sinks import read_rows
 from tests.test_batch import assert_same_rows
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[data]')")
@@ -15,7 +15,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[
 @pytest.fixture(scope="module")
 def local_ray():
     """Ray on this machine only: 2 CPUs, no dashboard, no usage report, the loopback address."""
-    from emotion.distributed import init_ray
+    from emotion.batch.distributed import init_ray
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     init_ray(None, num_cpus=2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,11 @@ if not os.access(CHROMIUM, os.X_OK):
     pytest.skip(f"chromium not found at {CHROMIUM} (run tests/browser_setup.sh)", allow_module_level=True)
 from playwright import sync_api  # noqa: E402
 
-from emotion.ui import build_app, launch_kwargs  # noqa: E402
+from emotion.app.page import build_app  # noqa: E402
+from emotion.app.server import launch_kwargs  # noqa: E402
+from emotion.app.service import WebService  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 from tests.media import write_wav  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +33,7 @@ def app_url(tmp_path_factory, tiny_recognizer, tiny_model):
     old = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(tmp / "gradio-tmp")
     out = tmp / "outputs"
-    demo = build_app(tiny_recognizer, out)
+    demo = build_app(WebService(tiny_recognizer, out))
     demo.launch(prevent_thread_lock=True, quiet=True,
                 **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(), auth=""))
     yield demo.local_url
@@ -103,7 +99,7 @@ def test_utterance_in_browser(page, app_url, tiny_recognizer, clip):
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
     assert any("result.json" in h for h in hrefs) and any("processed_audio.wav" in h for h in hrefs)
     top = page.locator('#scores_label [data-testid="label-output-value"]').inner_text()
-    assert ref.emotion in top
+    assert top == ref.label.display
     assert not page.locator("#timeline_plot").is_visible()
     page.screenshot(path=str(ARTIFACTS / "app_utterance.png"), full_page=True)
 

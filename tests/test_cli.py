@@ -66,9 +66,9 @@ def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     shutil.copytree(tiny_model, d)
     from emotion.verify import compare, reference_model
     from emotion import Recognizer
-    from emotion.cli import _synthetic_clips
+    from emotion.app.cli import synthetic_clips
 
     rec = Recognizer.load(d, device="cpu", warmup=False)
     rec.model.network.proj.weight.data[0] += 0.5  # our copy only
-    clip = _synthetic_clips(tmp_path)[0]
+    clip = synthetic_clips(tmp_path)[0]
     assert not compare(rec, reference_model(d), clip, "utterance").ok

@@ -80,7 +80,7 @@ def test_overload_rejects_at_once_and_serves_the_accepted(tmp_path, tiny_model, 
     entered = Path(f"{gate}.entered")
     total = 4 * (QUEUE_SIZE + CONCURRENCY)
     with load.AppProcess(tiny_model, tmp_path, queue_size=QUEUE_SIZE,
-                         launcher=["tests/app_variant.py", "--gate", str(gate)]) as app:
+                         launcher=["-m", "tests.app_variant", "--gate", str(gate)]) as app:
         users = [Client(app.url, verbose=False) for _ in range(total)]
         submitted, joining, ended = [0.0] * total, [0.0] * total, [0.0] * total
         jobs = []
@@ -176,7 +176,7 @@ def test_soak_memory_and_handles_steady(tmp_path, tiny_model, clips):
 def test_soak_check_catches_a_leaking_build(tmp_path, tiny_model, clips):
     """The same check on app.py with a deliberate leak (512 KB kept per request): it must fail."""
     with load.AppProcess(tiny_model, tmp_path,
-                         launcher=["tests/app_variant.py", "--leak-kb", str(LEAK_KB)]) as app:
+                         launcher=["-m", "tests.app_variant", "--leak-kb", str(LEAK_KB)]) as app:
         print(f"\nleaking build ({LEAK_KB} KB per request): {LEAK_WARMUP} requests of warm-up, then {LEAK_REQUESTS}")
         samples, problems = soak_figures(app, clips, LEAK_WARMUP, LEAK_REQUESTS)
     assert any(p.startswith("server RSS grew") for p in problems), problems

@@ -6,7 +6,8 @@ import shutil
 import pytest
 import torch
 
-from emotion import CheckpointError, ModelNotFoundError, Recognizer, load_model
+from emotion import Recognizer
+from emotion.model import CheckpointError, ModelNotFoundError, load_model
 from emotion.model import read_state_dict
 from tests.checkpoints import OLD_TOKENS, write_model_dir
 

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from emotion import storage, write_result
-from emotion.results import MANIFEST_FILE, ResultWriteError
-from emotion.storage import is_complete, sweep_outputs
+from emotion import files, write_result
+from emotion.app.outputs import sweep_outputs
+from emotion.app.settings import Settings
+from emotion.errors import SettingsError
+from emotion.files import MANIFEST_FILE, ResultWriteError, is_complete
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,8 @@ def test_manifest_lists_every_file_with_size_and_sha256(result, tmp_path):
 
 def test_manifest_is_written_last(result, tmp_path, monkeypatch):
     order = []
-    real = storage._write_file
-    monkeypatch.setattr(storage, "_write_file", lambda path, write: order.append(path.name) or real(path, write))
+    real = files._write_synced
+    monkeypatch.setattr(files, "_write_synced", lambda path, write: order.append(path.name) or real(path, write))
     write_result(result, tmp_path)
     assert order[-1] == MANIFEST_FILE and len(order) == 4
 
@@ -56,7 +58,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(result, tmp_path, monkeyp
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_fsync(fd)
 
-    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     with pytest.raises(ResultWriteError, match="disk is full") as err:
         write_result(result, tmp_path)
     assert isinstance(err.value, OSError) and err.value.errno == errno.ENOSPC
@@ -69,7 +71,7 @@ def test_disk_full_on_the_first_write(result, tmp_path, monkeypatch):
     real_open = open
 
     def full_open(path, mode="r", *args, **kwargs):
-        if "w" in mode:
+        if "w" in mode or "x" in mode:  # any file opened for writing
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_open(path, mode, *args, **kwargs)
 
@@ -131,11 +133,11 @@ def test_retention_removes_results_older_than_n_days(result, tmp_path, monkeypat
     old, recent = write_result(result, tmp_path), write_result(result, tmp_path)
     backdate(old / MANIFEST_FILE, 8 * 86400)
     backdate(recent / MANIFEST_FILE, 6 * 86400)
+    assert Settings.from_env({}).retention_days is None
     assert sweep_outputs(tmp_path) == []  # off by default
-    monkeypatch.setenv("EMOTION_RETENTION_DAYS", "7")
-    assert sweep_outputs(tmp_path) == [old]
+    days = Settings.from_env({"EMOTION_RETENTION_DAYS": "7"}).retention_days
+    assert sweep_outputs(tmp_path, days) == [old]
     assert folders(tmp_path) == [recent]
     assert sweep_outputs(tmp_path, retention_days=5) == [recent]
-    monkeypatch.setenv("EMOTION_RETENTION_DAYS", "a week")
-    with pytest.raises(ValueError, match="EMOTION_RETENTION_DAYS"):
-        sweep_outputs(tmp_path)
+    with pytest.raises(SettingsError, match="EMOTION_RETENTION_DAYS must be a number"):
+        Settings.from_env({"EMOTION_RETENTION_DAYS": "a week"})

@@ -1,9 +1,9 @@
-"""Speech segments in long recordings, found with Silero VAD (the silero-vad package, which ships
+"""Speech spans in long recordings, found with Silero VAD (the silero-vad package, which ships
 its own model: nothing is downloaded).
 
-    spans = Segmenter().speech_spans(audio.samples)     # [(start_s, end_s), ...] at 16 kHz
+    spans = SpeechDetector().speech_spans(audio.samples)     # [(start_s, end_s), ...] at 16 kHz
 
-Each span is then scored on its own (emotion/batch.py) and reported as a timeline Segment, the
+Each span is then scored on its own (emotion.batch.job) and reported as a timeline Segment, the
 schema the web app's frame timeline uses too.
 """
 
@@ -14,7 +14,8 @@ import threading
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
+from ..errors import EmotionError
 
 THRESHOLD = 0.5  # speech probability above which a 32 ms window counts as speech
 MIN_SPEECH_S = 0.25  # shorter bursts are dropped
@@ -23,11 +24,11 @@ SPEECH_PAD_S = 0.1  # seconds of context kept on each side of a segment
 MAX_SPEECH_S = 30.0  # longer speech is split (at a pause where there is one): one model window
 
 
-class VadUnavailableError(RuntimeError):
+class VadUnavailableError(EmotionError, RuntimeError):
     """The silero-vad package is not installed or its model cannot be loaded."""
 
 
-class Segmenter:
+class SpeechDetector:
     """Finds speech in 16 kHz mono clips.  Thread-safe: each thread gets its own VAD state."""
 
     def __init__(self, threshold: float = THRESHOLD, min_speech_s: float = MIN_SPEECH_S,

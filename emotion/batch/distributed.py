@@ -1,4 +1,4 @@
-"""The batch job on Ray Data: the same decoding and scoring (emotion/batch.py) inside a pool of
+"""The batch job on Ray Data: the same decoding and scoring (emotion.batch.job) inside a pool of
 actors, one model replica per GPU or per group of CPU cores; rows come back to this process,
 which writes and resumes exactly as the local path does.
 
@@ -20,15 +20,17 @@ from typing import Iterator
 
 import numpy as np
 
-from .batch import DECODE_WORKERS, GROUP_BATCHES, GROUP_FILES, BatchItem, Scored
-from .recognizer import GPU_BATCH
+from ..errors import EmotionError
+from ..recognizer import GPU_BATCH
+from .inputs import BatchItem
+from .job import DECODE_WORKERS, GROUP_BATCHES, GROUP_FILES, Scored
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"  # the address that means: start a Ray instance on this machine
 
 
-class RayUnavailableError(RuntimeError):
+class RayUnavailableError(EmotionError, RuntimeError):
     """Ray is not installed."""
 
 
@@ -36,29 +38,32 @@ class _Replica:
     """One model replica inside a Ray actor: decodes on threads, scores, returns rows as JSON."""
 
     def __init__(self, model_dir: str, device: str, dtype: str, segment: bool, use_hash: bool,
-                 workers: int, threads: int | None):
+                 workers: int, threads: int | None, limits: dict):
         from concurrent.futures import ThreadPoolExecutor
+        from functools import partial
 
         import torch
 
-        from .recognizer import Recognizer
-        from .segmenting import Segmenter
+        from ..audio import load_audio
+        from ..recognizer import Recognizer
+        from .vad import SpeechDetector
 
         if threads:
             torch.set_num_threads(threads)
-        self.recognizer = Recognizer.load(model_dir, device, dtype, warmup=False)
-        self.segmenter = Segmenter() if segment else None
+        self.recognizer = Recognizer.load(model_dir, device, dtype, warmup=False,
+                                          loader=partial(load_audio, **limits))
+        self.detector = SpeechDetector() if segment else None
         self.use_hash = use_hash
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
 
     def __call__(self, batch: dict) -> dict:
         import json
 
-        from .batch import decode_item, score_decoded
+        from .job import decode_item, score_decoded
 
         items = [BatchItem(str(p), str(i), None if lb is None or lb == "" else str(lb))
                  for p, i, lb in zip(batch["path"], batch["id"], batch["label"])]
-        decoded = list(self.pool.map(lambda it: decode_item(it, self.segmenter, self.use_hash), items))
+        decoded = list(self.pool.map(lambda it: decode_item(it, self.detector, self.use_hash, self.recognizer.loader), items))
         scored = score_decoded(self.recognizer, decoded)
         return {
             "n": np.arange(len(scored)),
@@ -79,7 +84,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         raise RayUnavailableError("--ray needs the ray package (pip install 'ray[data]')") from exc
     if ray.is_initialized():
         return
-    shipped = {"py_modules": [str(Path(__file__).resolve().parent)]}
+    shipped = {"py_modules": [str(Path(__file__).resolve().parent.parent)]}  # the emotion package
     if address in (None, LOCAL):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
@@ -91,10 +96,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device: str = "auto",
                dtype: str = "auto", segment: bool = False, use_hash: bool = False,
                replicas: int | None = None, cpus_per_replica: int | None = None,
-               workers: int = DECODE_WORKERS, group: int | None = None):
+               workers: int = DECODE_WORKERS, group: int | None = None, limits: dict | None = None):
     """A scorer for emotion.batch.run_job that runs on Ray Data.  With GPUs in the cluster (and
     device not cpu), one replica per GPU; otherwise one per `cpus_per_replica` cores (default: the
-    cluster's cores split in two, at most 8 each).  Yields in input order."""
+    cluster's cores split in two, at most 8 each).  `limits`: load_audio's max_duration_s and
+    max_decode_s.  Yields in input order."""
     init_ray(address)
     import ray
     import ray.data
@@ -125,7 +131,7 @@ def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device:
             compute=ray.data.ActorPoolStrategy(size=replicas),
             fn_constructor_kwargs={"model_dir": str(model_dir), "device": device, "dtype": dtype,
                                    "segment": segment, "use_hash": use_hash, "workers": workers,
-                                   "threads": threads}, **per_replica)
+                                   "threads": threads, "limits": limits or {}}, **per_replica)
         by_key = {(it.path, it.id): it for it in items}
         import json
 

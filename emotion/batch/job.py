@@ -1,14 +1,12 @@
 """Batch jobs: many files in, one table out, resumable.
 
-    items = gather_inputs(["calls/", "labelled.csv"])      # files, folders, manifests
+    items = gather_inputs(["calls/", "labelled.csv"])      # emotion.batch.inputs
     summary = run_job(items, open_sink("out.csv", row_schema(keys)), local_scorer(recognizer))
 
-Inputs are files, folders (searched recursively for audio extensions) and manifests: a CSV or
-JSONL file with a `path` column and optional `id` and `label` columns (relative paths are taken
-from the manifest's folder).  Decoding runs on a pool of threads, overlapped with the model,
-which gets the decoded clips in groups and batches them by length.
+Decoding runs on a pool of threads, overlapped with the model, which gets the decoded clips in
+groups and batches them by length.
 
-Every input gives one summary row (and, with a Segmenter, one row per speech segment before it);
+Every input gives one summary row (and, with a SpeechDetector, one row per speech span before it);
 a file that cannot be analysed gives a row whose `error` column holds the reason.  Rows are
 appended as files finish.  A rerun with the same output skips inputs whose summary row is there
 with the same size and modification time (or, with use_hash, the same content), so an interrupted
@@ -17,8 +15,6 @@ job loses nothing and a finished one reruns in seconds.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import time
@@ -30,32 +26,20 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, AudioError, find_audio, load_audio
-from .results import EmotionResult
-from .storage import file_sha256
-from .timeline import Segment
+from ..audio import SAMPLE_RATE, Audio, AudioError, load_audio
+from ..files import file_sha256
+from ..results import EmotionResult
+from ..timeline import Segment
+from .inputs import BatchItem
+from .rows import result_row, segment_row
 
 log = logging.getLogger(__name__)
 
-MANIFEST_EXTENSIONS = (".csv", ".jsonl")
 DECODE_WORKERS = 2  # threads decoding ahead of the model
 # Decoded files handed to the model at a time, in model batches: the model batches them by length,
 # and rows are written (and progress shown) group by group, so a kill loses at most one group.
 GROUP_BATCHES = 4
 GROUP_FILES = 4  # at least
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be read: the message names the file and the line."""
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One input file of a job."""
-
-    path: str  # absolute
-    id: str  # the path as given, unless a manifest names an id
-    label: str | None = None  # the true emotion, from a manifest
 
 
 @dataclass
@@ -77,103 +61,6 @@ class BatchSummary:
     rows: list[dict] = field(default_factory=list)  # the job's summary rows, in input order
     seconds: float = 0.0
     audio_s: float = 0.0  # audio analysed by this run
-
-
-# -- inputs ---------------------------------------------------------------------------------------
-
-
-def _manifest_rows(path: Path) -> list[tuple[int, dict]]:
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise ManifestError(f"{path}, line {n}: not JSON ({exc.msg})") from None
-        return rows
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        return [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]
-
-
-def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
-    """Items of a CSV or JSONL manifest: a `path` column, optional `id` and `label` columns."""
-    path = Path(path)
-    items = []
-    for n, row in _manifest_rows(path):
-        row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
-        if "path" not in row:
-            raise ManifestError(f"{path}, line {n}: no 'path' column (a manifest needs path; id and "
-                                "label are optional)")
-        given = str(row["path"] or "").strip()
-        if not given:
-            raise ManifestError(f"{path}, line {n}: the path is empty")
-        full = Path(given).expanduser()
-        if not full.is_absolute():
-            full = path.parent / full
-        label = row.get("label")
-        label = None if label is None or str(label).strip() == "" else str(label).strip()
-        item_id = str(row.get("id") or "").strip() or given
-        items.append(BatchItem(os.path.abspath(full), item_id, label))
-    return items
-
-
-def gather_inputs(inputs: Iterable[str | os.PathLike]) -> list[BatchItem]:
-    """Files as given; folders searched recursively for audio extensions (sorted); .csv and .jsonl
-    files read as manifests.  An input named twice is kept once."""
-    items: list[BatchItem] = []
-    for given in inputs:
-        p = Path(given)
-        if p.is_dir():
-            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in find_audio(p))
-        elif p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
-            items.extend(read_manifest(p))
-        else:
-            items.append(BatchItem(os.path.abspath(p), str(p)))
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for item in items:
-        if (item.path, item.id) not in seen:
-            seen.add((item.path, item.id))
-            unique.append(item)
-    return unique
-
-
-# -- the row schema -------------------------------------------------------------------------------
-
-
-def row_schema(label_keys: list[str], segments: bool = False, embedding_names: bool = False) -> dict[str, type]:
-    """Columns of a batch table, in order, with their types."""
-    schema: dict[str, type] = {"id": str, "path": str, "label": str}
-    if segments:
-        schema.update({"segment": int, "start": float, "end": float})  # segment empty: the file's row
-    schema.update({"emotion": str, "confidence": float})
-    schema.update({key: float for key in label_keys})
-    schema.update({"duration_s": float, "size": int, "mtime_ns": int, "sha256": str})
-    if embedding_names:
-        schema["embedding"] = str
-    schema["error"] = str
-    return schema
-
-
-def result_row(result: EmotionResult | AudioError, path: str | os.PathLike, **extra) -> dict:
-    """One table row for a result (or for the AudioError a file gave): path, emotion, confidence,
-    every class's score, duration_s and error, plus any `extra` columns.  The one row shape of
-    batch output, for the command line and the web app alike."""
-    row: dict = {"path": str(path)}
-    if isinstance(result, AudioError):
-        row.update({"emotion": None, "confidence": None, "duration_s": None, "error": result.reason})
-    else:
-        row.update({"emotion": result.emotion, "confidence": result.confidence, **result.scores,
-                    "duration_s": result.input.get("duration_s"), "error": None})
-    row.update(extra)
-    return row
-
-
-def segment_row(segment: Segment) -> dict:
-    """The columns a scored timeline Segment fills in a batch table."""
-    return {"start": segment.start, "end": segment.end, "emotion": segment.emotion,
-            "confidence": segment.confidence, **(segment.scores or {})}
 
 
 def file_stat(path: str) -> tuple[int | None, int | None]:
@@ -205,15 +92,17 @@ class Decoded:
     sha256: str | None = None
 
 
-def decode_item(item: BatchItem, segmenter=None, use_hash: bool = False) -> Decoded:
-    """Decode one input (and find its speech when a segmenter is given); errors become reasons."""
+def decode_item(item: BatchItem, detector=None, use_hash: bool = False,
+                load: Callable[[str], Audio] = load_audio) -> Decoded:
+    """Decode one input with `load` (and find its speech when a SpeechDetector is given); errors
+    become reasons."""
     size, mtime = file_stat(item.path)
     out = Decoded(item, size, mtime)
     try:
-        out.audio = load_audio(item.path)
+        out.audio = load(item.path)
         out.sha256 = out.audio.sha256
-        if segmenter is not None:
-            out.spans = segmenter.speech_spans(out.audio.samples)
+        if detector is not None:
+            out.spans = detector.speech_spans(out.audio.samples)
     except AudioError as exc:
         out.error = exc.reason
     except Exception as exc:  # a decoder bug must cost one file, not the job
@@ -284,10 +173,10 @@ def score_decoded(recognizer, decoded: list[Decoded]) -> list[Scored]:
     return out
 
 
-def local_scorer(recognizer, segmenter=None, workers: int = DECODE_WORKERS, group: int | None = None,
+def local_scorer(recognizer, detector=None, workers: int = DECODE_WORKERS, group: int | None = None,
                  use_hash: bool = False) -> Callable[[list[BatchItem]], Iterator[Scored]]:
-    """Score items in this process: `workers` threads decode the next group while the model runs
-    on the current one.  Yields in input order."""
+    """Score items in this process: `workers` threads decode (with the recognizer's loader) the
+    next group while the model runs on the current one.  Yields in input order."""
     group = group or max(GROUP_FILES, GROUP_BATCHES * recognizer.batch_size)
 
     def run(items: list[BatchItem]) -> Iterator[Scored]:
@@ -298,7 +187,7 @@ def local_scorer(recognizer, segmenter=None, workers: int = DECODE_WORKERS, grou
             def submit_next() -> None:
                 start = next(starts, None)
                 if start is not None:
-                    pending.append([pool.submit(decode_item, it, segmenter, use_hash)
+                    pending.append([pool.submit(decode_item, it, detector, use_hash, recognizer.loader)
                                     for it in items[start : start + group]])
 
             submit_next()

@@ -23,19 +23,19 @@ import logging
 import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .storage import fsync_dir
+from ..errors import EmotionError
+from ..files import atomic_file, fsync_dir
 
 log = logging.getLogger(__name__)
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
 
-class SinkError(ValueError):
+class SinkError(EmotionError, ValueError):
     """An output file that cannot be resumed (other columns, another format)."""
 
 
@@ -65,11 +65,6 @@ def _cut_partial_line(path: Path) -> int:
     if keep < size:
         log.warning("%s: removed a partial last line (%d bytes) left by an interrupted run", path, size - keep)
     return size - keep
-
-
-def _temp_beside(path: Path) -> Path:
-    """A fresh name in the same folder (so a rename is atomic); created with the usual permissions."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def _parse(value: str, kind: type):
@@ -125,13 +120,8 @@ class LineSink:
     def rewrite(self, rows: list[dict]) -> None:
         """Replace the file's rows atomically (used when a resumed run drops stale rows)."""
         self.close()
-        tmp = _temp_beside(self.path)
-        with open(tmp, "x", encoding="utf-8", newline="") as fh:
+        with atomic_file(self.path, "w", encoding="utf-8") as fh:
             fh.write(self._header() + self._encode(rows))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
 
     def append(self, rows: list[dict]) -> None:
         """Append rows and make them durable before returning."""
@@ -177,12 +167,8 @@ class ParquetSink(LineSink):
         kinds = {int: pa.int64(), float: pa.float64(), str: pa.string()}
         schema = pa.schema([(c, kinds[k]) for c, k in self.schema.items()])
         table = pa.Table.from_pylist(rows, schema=schema)
-        tmp = _temp_beside(self.parquet)
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.parquet)
-        fsync_dir(self.parquet.parent)
+        with atomic_file(self.parquet) as fh:
+            pq.write_table(table, fh)
         self.path.unlink()
 
 
@@ -223,12 +209,8 @@ def embedding_name(path: str, item_id: str) -> str:
 
 
 def _save_npy(path: Path, vector: np.ndarray) -> None:
-    tmp = _temp_beside(path)
-    with open(tmp, "xb") as fh:
+    with atomic_file(path) as fh:
         np.save(fh, np.asarray(vector, dtype=np.float32))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class EmbeddingFolder:
@@ -289,14 +271,9 @@ class EmbeddingArchive:
             paths.append(key[0])
             ids.append(key[1])
         dim = vectors[0].shape[-1] if vectors else 0
-        tmp = _temp_beside(self.archive)
-        with open(tmp, "xb") as fh:
+        with atomic_file(self.archive) as fh:
             np.savez(fh, embeddings=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
                      path=np.array(paths, dtype=str), id=np.array(ids, dtype=str))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.archive)
-        fsync_dir(self.archive.parent)
         self._old = {k: n for n, k in enumerate(zip(paths, ids))}
         shutil.rmtree(self.parts, ignore_errors=True)
 

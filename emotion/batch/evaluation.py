@@ -12,6 +12,7 @@ matches none stays a class of its own: it is counted, and can only be missed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import CHINESE
+from ..files import atomic_file
+from ..labels import CHINESE
 
 ALIASES = {
     "anger": "angry", "ang": "angry", "mad": "angry",
@@ -97,10 +99,14 @@ def format_report(ev: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def _replace(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+def confusion_csv(ev: Evaluation) -> str:
+    """The confusion matrix as CSV text: a header of predicted classes, a row per true class."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *ev.classes])
+    for c, counts in zip(ev.classes, ev.confusion):
+        writer.writerow([c, *map(int, counts)])
+    return buf.getvalue()
 
 
 def save_report(ev: Evaluation, stem: str | os.PathLike) -> list[Path]:
@@ -109,21 +115,16 @@ def save_report(ev: Evaluation, stem: str | os.PathLike) -> list[Path]:
     csv_path = stem.with_name(stem.name + "_confusion.csv")
     png_path = stem.with_name(stem.name + "_confusion.png")
     json_path = stem.with_name(stem.name + "_metrics.json")
-
-    def write_csv(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["true \\ predicted", *ev.classes])
-            for c, counts in zip(ev.classes, ev.confusion):
-                writer.writerow([c, *map(int, counts)])
-
-    _replace(csv_path, write_csv)
-    _replace(json_path, lambda tmp: tmp.write_text(json.dumps(ev.to_dict(), indent=2), encoding="utf-8"))
-    _replace(png_path, lambda tmp: plot_confusion(ev, tmp))
+    with atomic_file(csv_path, "w", encoding="utf-8") as fh:
+        fh.write(confusion_csv(ev))
+    with atomic_file(json_path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(ev.to_dict(), indent=2))
+    with atomic_file(png_path) as fh:
+        plot_confusion(ev, fh)
     return [csv_path, png_path, json_path]
 
 
-def plot_confusion(ev: Evaluation, path: str | os.PathLike) -> None:
+def plot_confusion(ev: Evaluation, target) -> None:
     """A PNG of the confusion matrix: cells shaded by row share (recall), labelled with counts."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global state, safe in any thread
@@ -147,4 +148,4 @@ def plot_confusion(ev: Evaluation, path: str | os.PathLike) -> None:
             ax.text(j, i, str(int(ev.confusion[i, j])), ha="center", va="center",
                     color="white" if share[i, j] > 0.5 else "black", fontsize=9)
     fig.tight_layout()
-    fig.savefig(str(path), format="png", dpi=100)
+    fig.savefig(target, format="png", dpi=100)  # a path or a binary file object

@@ -1,0 +1,271 @@
+"""The command line: emotion {recognize,batch,download,verify} ... (also python -m emotion).
+
+Settings are read once (environment, then options) and every error a user can fix ends in one
+message and exit code 2 (1 when some files failed, 130 on Ctrl-C), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import EmotionError
+from ..model import DEFAULT_MODEL, KNOWN_MODELS
+from ..recognizer import GRANULARITIES, BusyError
+from .settings import Settings, add_audio_options, add_model_options
+
+EXIT_FAILED = 1  # some inputs failed
+EXIT_USAGE = 2  # nothing was done: fix the command, the inputs or the model
+
+
+def _recognizer(settings: Settings, warmup: bool = False, loader=None):
+    from ..hub import ensure_model
+    from ..recognizer import Recognizer
+
+    return Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
+                           warmup=warmup, loader=loader or settings.loader())
+
+
+def _items(inputs: list[str], manifests: bool = True):
+    from ..batch.inputs import gather_inputs
+
+    items = gather_inputs(inputs, manifests=manifests)
+    if not items:
+        raise UsageError("no audio files found in: " + " ".join(inputs))
+    return items
+
+
+class UsageError(EmotionError):
+    """A command that cannot do anything with what it was given."""
+
+
+def cmd_recognize(args, settings: Settings) -> int:
+    from ..audio import AudioError
+    from ..results import write_result
+    from .outputs import sweep_outputs
+
+    paths = [Path(item.id) for item in _items(args.inputs, manifests=False)]  # as given, or as found
+    sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers, expired results
+    decoder = None
+    if args.isolate_decoding:
+        from ..isolation import IsolatedDecoder
+
+        decoder = IsolatedDecoder(max_duration_s=settings.max_duration_s, max_decode_s=settings.max_decode_s)
+    rec = _recognizer(settings, loader=decoder.load if decoder else None)
+    failed = 0
+
+    def report(i: int, res) -> None:
+        nonlocal failed
+        if isinstance(res, AudioError):
+            failed += 1
+            print(f"FAILED  {paths[i]}: {res.reason}", flush=True)
+            return
+        try:
+            folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
+        except OSError as exc:
+            failed += 1
+            print(f"FAILED  {paths[i]}: {exc.strerror}", flush=True)
+            return
+        note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
+        warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
+        print(f"{res.label.emoji} {res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
+              flush=True)
+
+    try:
+        rec.recognize_many(paths, granularity=args.granularity, on_result=report)
+    finally:
+        if decoder is not None:
+            decoder.close()
+    print(f"{len(paths) - failed} done, {failed} failed", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def _scorer(args, settings: Settings):
+    """(label keys, scorer) for the batch job: in this process, or on Ray."""
+    from ..batch.job import local_scorer
+
+    if args.ray is None:
+        from ..labels import label_keys
+
+        rec = _recognizer(settings)
+        detector = None
+        if args.segment:
+            from ..batch.vad import SpeechDetector
+
+            detector = SpeechDetector()
+        return label_keys(rec.model.labels), local_scorer(rec, detector, workers=args.workers, group=args.group,
+                                                          use_hash=args.hash)
+    from ..batch.distributed import ray_scorer
+    from ..hub import ensure_model
+    from ..labels import label_keys, read_tokens
+
+    model_dir = ensure_model(settings.model, settings.offline)
+    limits = {"max_duration_s": settings.max_duration_s, "max_decode_s": settings.max_decode_s}
+    return label_keys(read_tokens(model_dir / "tokens.txt")), ray_scorer(
+        model_dir, None if args.ray == "local" else args.ray, settings.device, settings.dtype,
+        segment=args.segment, use_hash=args.hash, replicas=args.replicas,
+        cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits)
+
+
+def cmd_batch(args, settings: Settings) -> int:
+    from ..batch.job import run_job
+    from ..batch.rows import row_schema
+    from ..batch.sinks import open_embeddings, open_sink
+
+    items = _items(args.inputs)
+    output = Path(args.output)
+    keys, scorer = _scorer(args, settings)
+    embeddings = open_embeddings(args.embeddings)
+    sink = open_sink(output, row_schema(keys, args.segment,
+                                        embedding_names=bool(embeddings and embeddings.names_in_rows)))
+    summary = run_job(items, sink, scorer, use_hash=args.hash, retry_failed=args.retry_failed,
+                      embeddings=embeddings, progress=not args.no_progress)
+    rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
+        "audio-s/s" if summary.processed and summary.seconds else ""
+    print(f"{summary.total} files: {summary.processed} analysed now, {summary.skipped} already done, "
+          f"{len(summary.failed)} failed" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
+    for item_id, reason in summary.failed:
+        print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
+    _evaluate(summary.rows, keys, output)
+    return EXIT_FAILED if summary.failed else 0
+
+
+def _evaluate(rows: list[dict], keys: list[str], output: Path) -> None:
+    """Print and save the figures of a labelled job (nothing when no input carries a label)."""
+    labelled = [r for r in rows if r.get("label")]
+    if not labelled:
+        return
+    from ..batch.evaluation import evaluate, format_report, save_report
+
+    ok = [r for r in labelled if not r.get("error")]
+    ev = evaluate([r["label"] for r in ok], [r["emotion"] for r in ok], keys, failed=len(labelled) - len(ok))
+    print(format_report(ev))
+    saved = save_report(ev, output.with_suffix(""))
+    print("saved " + ", ".join(str(p) for p in saved))
+
+
+def cmd_download(args, settings: Settings) -> int:
+    from ..hub import download_model
+
+    print(download_model(args.name, Path(args.target) if args.target else None, settings.offline))
+    return 0
+
+
+def synthetic_clips(folder: Path) -> list[Path]:
+    """Test tones with noise at several rates and channel counts, for verify without audio."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for rate, channels, seconds in ((16000, 1, 3.0), (44100, 2, 2.0), (24414, 1, 2.3), (8000, 1, 5.0)):
+        t = np.arange(int(rate * seconds)) / rate
+        tone = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.2 * np.sin(t)))
+        x = np.stack([tone + 0.05 * rng.standard_normal(len(t)) for _ in range(channels)], axis=1)
+        path = folder / f"synthetic_{rate}hz_{channels}ch.wav"
+        sf.write(path, x.astype(np.float32), rate)
+        clips.append(path)
+    return clips
+
+
+def cmd_verify(args, settings: Settings) -> int:
+    from ..verify import COSINE_BOUND, SCORE_BOUND, verify
+
+    rec = _recognizer(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [Path(item.path) for item in _items(args.audio, manifests=False)] if args.audio else []
+        example = rec.model.path / "example" / "test.wav"
+        if not clips:
+            clips = ([example] if example.is_file() else []) + synthetic_clips(Path(tmp))
+        print(f"comparing {rec.model.name} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
+              f"AutoModel on {len(clips)} clips", flush=True)
+        rows = verify(rec, clips)
+    print(f"{'clip':<32} {'granularity':<11} {'max |score diff|':>16} {'embedding cosine':>17} top-1")
+    for r in rows:
+        print(f"{r.name[:32]:<32} {r.granularity:<11} {r.max_score_diff:>16.2e} {r.cosine:>17.7f} "
+              f"{'same' if r.same_top1 else 'DIFFERENT'}")
+    ok = all(r.ok for r in rows)
+    print(f"largest score difference {max(r.max_score_diff for r in rows):.2e} (bound {SCORE_BOUND:g}), lowest "
+          f"embedding cosine {min(r.cosine for r in rows):.7f} (bound {COSINE_BOUND}): {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else EXIT_FAILED
+
+
+def _add_recognize(sub) -> None:
+    p = sub.add_parser("recognize", help="score audio files or folders; one result folder per file")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders searched recursively")
+    p.add_argument("--granularity", choices=GRANULARITIES, default="utterance",
+                   help="utterance: one result per file; frame: also per-frame scores and a timeline "
+                        "(default: %(default)s)")
+    p.add_argument("--output-dir", default=None, help="where result folders are written (default: outputs/)")
+    p.add_argument("--no-embedding", action="store_true", help="do not write embedding.npy")
+    p.add_argument("--isolate-decoding", action="store_true",
+                   help="decode in a worker process, so a decoder crash or hang costs one file, not the run")
+    add_model_options(p)
+    add_audio_options(p)
+    p.set_defaults(func=cmd_recognize)
+
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser("batch", help="score many files into one table (CSV, JSONL or Parquet); resumable")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files, folders (searched recursively) or manifests (.csv/.jsonl with a path "
+                        "column and optional id and label columns)")
+    p.add_argument("-o", "--output", required=True, help="results.csv, results.jsonl or results.parquet")
+    p.add_argument("--segment", action="store_true",
+                   help="also score each stretch of speech (voice activity detection), a row per span")
+    p.add_argument("--embeddings", default=None, metavar="PATH",
+                   help="save utterance embeddings: a folder (one .npy per file) or a .npz file (one array "
+                        "and the path and id of each row)")
+    p.add_argument("--hash", action="store_true", help="resume by content hash instead of size and modification time")
+    p.add_argument("--retry-failed", action="store_true", help="analyse files that failed before again")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
+    p.add_argument("--group", type=int, default=None,
+                   help="decoded files handed to the model at a time (default: 4 model batches, at least 4 files)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray Data: a cluster address (e.g. auto or ray://HEAD:10001), or none "
+                        "to start a local instance")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="with --ray: model replicas (default: one per GPU, or one per --cpus-per-replica cores)")
+    p.add_argument("--cpus-per-replica", type=int, default=None,
+                   help="with --ray on CPUs: cores per replica (default: half the cluster's, at most 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_options(p)
+    add_audio_options(p)
+    p.set_defaults(func=cmd_batch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emotion", description="Speech emotion recognition with Emotion2Vec+.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and timings")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_recognize(sub)
+    _add_batch(sub)
+    p = sub.add_parser("download", help="download a released model into models/<name>")
+    p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=list(KNOWN_MODELS),
+                   help="which model (default: %(default)s)")
+    p.add_argument("--model-dir", dest="target", default=None, help="target folder (default: models/<name>)")
+    p.set_defaults(func=cmd_download)
+    p = sub.add_parser("verify", help="compare our scores with funasr's on the same model and clips")
+    p.add_argument("audio", nargs="*", metavar="AUDIO", help="clips (default: example/test.wav and test tones)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args, Settings.from_env().with_args(args))
+    except BusyError as exc:  # out of GPU memory even one clip at a time: worth trying again
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except EmotionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,118 @@
+"""The web app's entry point: settings, load and warm the model once, then serve until SIGTERM.
+
+    python app.py --help        (./run.sh starts it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import EmotionError
+from ..model import MODELS_ROOT
+from .settings import Settings, add_audio_options, add_model_options
+
+log = logging.getLogger("app")
+
+MAX_UPLOAD = "100mb"
+
+
+def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike | None = None,
+                  max_file_size: str | int = MAX_UPLOAD, host: str = "127.0.0.1", port: int = 7860,
+                  auth: tuple[str, str] | None = None) -> dict:
+    """Safe launch() settings: loopback by default, outputs only, no monitoring, no tracebacks."""
+    from .page import CSS
+
+    kwargs = dict(
+        server_name=host, server_port=port, share=False, mcp_server=False, ssr_mode=False, show_error=False,
+        enable_monitoring=False, strict_cors=True, max_file_size=max_file_size,
+        allowed_paths=[str(Path(output_root).resolve())],
+        blocked_paths=[str(Path(models_root or MODELS_ROOT).resolve())],
+        theme=gr.themes.Soft(), css=CSS, run_history=False,
+    )
+    if auth:
+        kwargs["auth"] = auth
+    return kwargs
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Speech emotion recognition web app (Emotion2Vec+).")
+    add_model_options(parser)
+    add_audio_options(parser)
+    parser.add_argument("--host", default=None, help=f"address to listen on ($GRADIO_SERVER_NAME; now {settings.host})")
+    parser.add_argument("--port", type=int, default=None, help=f"port ($GRADIO_SERVER_PORT; now {settings.port})")
+    parser.add_argument("--queue-size", type=int, default=None,
+                        help=f"requests that may wait for the model ($EMOTION_QUEUE_SIZE; now {settings.queue_size})")
+    parser.add_argument("--output-dir", default=None, help=f"where results are written (now {settings.output_dir})")
+    parser.add_argument("--decoders", type=int, default=1, help="decoder worker processes (default: 1)")
+    parser.add_argument("--decode-in-process", action="store_true",
+                        help="decode in the server process (saves ~1-2 ms a request and a worker's memory, "
+                             "but a decoder crash takes the server down)")
+    parser.add_argument("--grace", dest="grace_s", type=float, default=None,
+                        help="seconds a request in flight may take to finish on SIGTERM or Ctrl-C "
+                             f"($EMOTION_GRACE_S; now {settings.grace_s:g})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        args = build_parser(settings).parse_args(argv)
+        return serve(settings.with_args(args), args)
+    except EmotionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Load, warm, listen; on SIGTERM or Ctrl-C let the request in flight finish, then stop."""
+    from ..hub import ensure_model
+    from ..isolation import IsolatedDecoder
+    from ..recognizer import Recognizer
+    from .outputs import sweep_outputs
+    from .page import build_app
+    from .service import WebService
+
+    decoder = None
+    if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
+        decoder = IsolatedDecoder(workers=args.decoders, max_duration_s=settings.max_duration_s,
+                                  max_decode_s=settings.max_decode_s)
+    try:
+        rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
+                              loader=decoder.load if decoder else settings.loader())
+        log.info("engine ready: %s", rec.model_info())
+        sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
+        if decoder is not None:
+            decoder.warm()
+        service = WebService(rec, settings.output_dir)
+        demo = build_app(service, queue_size=settings.queue_size)
+        demo.launch(prevent_thread_lock=True, quiet=True,
+                    **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth))
+        print(f"Ready: {demo.local_url}", flush=True)
+        _block_until_stopped(demo)
+        finished = service.close(settings.grace_s)
+        log.info("stopping: %s", "no request in flight" if finished else
+                 f"requests still running after {settings.grace_s:g} s grace")
+        demo.close()
+    finally:
+        if decoder is not None:
+            decoder.close()
+    return 0
+
+
+def _block_until_stopped(demo) -> None:
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass

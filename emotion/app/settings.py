@@ -1,0 +1,128 @@
+"""Every setting of the command line and the web app, read once, at the entry point.
+
+    settings = Settings.from_env()              # the environment over the defaults
+    settings = settings.with_args(args)         # then the command line over both
+
+Nothing below the entry points reads the environment: the library takes its settings as
+arguments, and the defaults live beside the code that owns them (audio caps in emotion.audio,
+the queue in emotion.app.service, ...). Environment variables:
+
+| variable | setting | default |
+|---|---|---|
+| EMOTION_MODEL_DIR | model | models/emotion2vec_plus_large |
+| EMOTION_MAX_DURATION_S | max_duration_s | 1800 |
+| EMOTION_MAX_DECODE_S | max_decode_s | 120 |
+| EMOTION_RETENTION_DAYS | retention_days | unset: results are kept for ever |
+| EMOTION_OFFLINE (or HF_HUB_OFFLINE) = 1 | offline: never try a download | off |
+| GRADIO_SERVER_NAME / GRADIO_SERVER_PORT | host / port | 127.0.0.1 / 7860 |
+| EMOTION_QUEUE_SIZE | queue_size | 16 |
+| EMOTION_AUTH | auth ("user:password") | unset: no login |
+| EMOTION_GRACE_S | grace_s | 30 |
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ..audio import MAX_DECODE_S, MAX_DURATION_S, load_audio
+from ..errors import SettingsError
+from ..model import PROJECT_ROOT
+from .service import DEFAULT_QUEUE_SIZE, GRACE_S
+
+OUTPUTS = PROJECT_ROOT / "outputs"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None  # a folder or a known name; None: models/emotion2vec_plus_large
+    device: str = "auto"
+    dtype: str = "auto"
+    output_dir: Path = OUTPUTS
+    max_duration_s: float = MAX_DURATION_S
+    max_decode_s: float = MAX_DECODE_S
+    retention_days: float | None = None
+    offline: bool = False
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+    grace_s: float = GRACE_S
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The defaults, overridden by whichever variables of the table above are set."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str, kind: Callable = str, default=None):
+            value = (env.get(name) or "").strip()
+            if not value:
+                return default
+            try:
+                return kind(value)
+            except SettingsError:
+                raise
+            except ValueError:
+                raise SettingsError(f"{name} must be {_KIND_WORDS[kind]}, not {value!r}") from None
+
+        d = cls()
+        return cls(
+            model=get("EMOTION_MODEL_DIR"),
+            max_duration_s=get("EMOTION_MAX_DURATION_S", float, d.max_duration_s),
+            max_decode_s=get("EMOTION_MAX_DECODE_S", float, d.max_decode_s),
+            retention_days=get("EMOTION_RETENTION_DAYS", float),
+            offline="1" in (env.get("EMOTION_OFFLINE"), env.get("HF_HUB_OFFLINE")),
+            host=get("GRADIO_SERVER_NAME", str, d.host),
+            port=get("GRADIO_SERVER_PORT", int, d.port),
+            queue_size=get("EMOTION_QUEUE_SIZE", int, d.queue_size),
+            auth=get("EMOTION_AUTH", parse_auth),
+            grace_s=get("EMOTION_GRACE_S", float, d.grace_s),
+        )
+
+    def with_args(self, args: argparse.Namespace) -> "Settings":
+        """These settings with every option the command line was given (None: not given)."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(self)
+                 if getattr(args, f.name, None) is not None}
+        if "output_dir" in given:
+            given["output_dir"] = Path(given["output_dir"])
+        return dataclasses.replace(self, **given)
+
+    def loader(self) -> Callable:
+        """load_audio with these caps, for a Recognizer decoding in this process."""
+        return partial(load_audio, max_duration_s=self.max_duration_s, max_decode_s=self.max_decode_s)
+
+
+_KIND_WORDS = {int: "a whole number", float: "a number"}
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    """'user:password' -> (user, password)."""
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SettingsError('EMOTION_AUTH must look like "user:password"')
+    return user, password
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model-dir, --device and --dtype: the options every command that loads a model takes."""
+    parser.add_argument("--model-dir", dest="model", default=None, metavar="DIR",
+                        help="model folder or known name (default: $EMOTION_MODEL_DIR, else "
+                             "models/emotion2vec_plus_large)")
+    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
+                        help="auto is fp32 on CPU and fp16 on CUDA; bf16 and int8 are faster CPU modes "
+                             "(see BENCHMARKS.md) (default: auto)")
+
+
+def add_audio_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-duration", dest="max_duration_s", type=float, default=None, metavar="S",
+                        help="refuse audio longer than this many seconds (default: $EMOTION_MAX_DURATION_S, "
+                             f"else {MAX_DURATION_S:g})")
