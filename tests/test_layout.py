@@ -69,8 +69,10 @@ def test_installed_console_script(tmp_path):
     shutil.copytree(ROOT / "emotion", source / "emotion", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
+    # --ignore-installed: without it pip removes the checkout's own editable install first
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--disable-pip-version-check", "--prefix", str(prefix), str(source)],
+                    "--ignore-installed", "--no-index", "--disable-pip-version-check", "--prefix", str(prefix),
+                    str(source)],
                    check=True, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     script = prefix / "bin" / "emotion"
