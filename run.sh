@@ -8,7 +8,8 @@
 #   ./run.sh --help              this text, and the app's options
 #
 # Environment: EMOTION_MODEL_DIR (model folder), GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-# (default 127.0.0.1:7860), PYTHON (interpreter used to create .venv, default python3).
+# (default 127.0.0.1:7860), PYTHON (interpreter used to create .venv, default python3); the
+# README's Settings table lists the rest.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -41,7 +42,7 @@ export GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
 
 case "${1:-}" in
     -h|--help)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"  # the header above
         if [ -x "$PY" ]; then echo; "$PY" app.py --help; fi
         ;;
     test)

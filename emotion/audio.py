@@ -204,6 +204,23 @@ def _declared_seconds(stream) -> float | None:
     return None
 
 
+def probe_seconds(path: str | os.PathLike) -> float | None:
+    """The duration a file's header declares for its first audio stream, without decoding it
+    (None when unreadable or undeclared): for estimates, never for analysis."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return None
+            seconds = _declared_seconds(container.streams.audio[0])
+            if seconds is None and container.duration:
+                seconds = container.duration / av.time_base
+            return seconds
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def wav_declared_seconds(path: str) -> float | None:
     """Duration a RIFF/WAVE header declares for its data chunk (FFmpeg trusts the file size
     instead, so a truncated WAV would pass unnoticed)."""

@@ -29,9 +29,13 @@ class Label:
         return display_name(self.key, self.zh, self.emoji)
 
 
-def display_name(key: str, zh: str, emoji: str) -> str:
-    """How a class is shown to people: "😊 开心 / Happy"."""
-    return f"{emoji} {zh} / {key.capitalize()}"
+def display_name(key: str, zh: str | None = None, emoji: str | None = None) -> str:
+    """How a class is shown to people: "😊 开心 / Happy"; a class the tables do not know (an
+    adapted model's own label) shows its own name alone. zh and emoji default to the tables'."""
+    zh = CHINESE.get(key, key) if zh is None else zh
+    emoji = EMOJI.get(key, "") if emoji is None else emoji
+    name = f"{zh} / {key.capitalize()}" if zh and zh != key else key.capitalize()
+    return f"{emoji} {name}" if emoji and emoji != "•" else name
 
 
 def parse_tokens(lines: list[str]) -> list[Label]:

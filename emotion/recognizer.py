@@ -235,10 +235,12 @@ class Recognizer:
 
     def recognize_many(self, sources: Iterable, granularity: str = "utterance",
                        on_result: Callable[[int, "EmotionResult | AudioError"], None] | None = None,
-                       group: int = 64) -> list["EmotionResult | AudioError"]:
+                       group: int | None = None) -> list["EmotionResult | AudioError"]:
         """Many files: decoded, grouped by length, analysed; a bad file gives its AudioError in
-        its place instead of stopping the rest."""
+        its place instead of stopping the rest. Files are taken `group` at a time (default: one
+        model batch, so on_result reports each file as soon as it is done on a CPU)."""
         sources = list(sources)
+        group = group or self.batch_size
         out: list = [None] * len(sources)
         for g in range(0, len(sources), group):
             clips, where = [], []

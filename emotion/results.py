@@ -29,11 +29,14 @@ EMBEDDING_FILE = "embedding.npy"
 AUDIO_FILE = "processed_audio.wav"
 TOP_K = 3
 SCHEMA_VERSION = 1
-FOLDER_PATTERN = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}")  # new_folder_name(): what a sweep may touch
+# new_folder_name(): what a sweep may touch (folders of earlier versions had 8 hex digits)
+FOLDER_PATTERN = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}(?:[0-9a-f]{24})?")
 
 
 def new_folder_name() -> str:
-    return f"{datetime.now():%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:8]}"  # 32 random bits: distinct
+    """A distinct, unguessable name: the time, then 122 random bits (the web app serves result
+    files to whoever knows their path, so the path must not be guessable)."""
+    return f"{datetime.now():%Y%m%d_%H%M%S}_{uuid.uuid4().hex}"
 
 
 def next_folder(output_root: str | os.PathLike) -> Path:
@@ -78,6 +81,7 @@ class EmotionResult:
             "emoji": self.label.emoji,
             "confidence": self.confidence,
             "scores": self.scores,
+            "masked": [lb.key for lb in self.labels if lb.masked],  # classes the model never predicts
             "top": self.top,
             "granularity": self.granularity,
             "timestamp": self.timestamp,

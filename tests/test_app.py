@@ -66,64 +66,90 @@ def clip(tmp_path_factory) -> Path:
     return write_wav(tmp_path_factory.mktemp("app-audio") / "voice.wav", 2.5, 22050, seed=3)
 
 
+def named(values) -> dict:
+    """A result view's outputs by name (component updates unwrapped to their values)."""
+    return {k: v.get("value") if isinstance(v, dict) and v.get("__type__") == "update" else v
+            for k, v in zip(VIEW, values)}
+
+
+def recognize(client: Client, path, granularity="utterance", embedding=False, token="browser-a") -> dict:
+    """The page's own event, as the browser sends it."""
+    return named(client.predict(handle_file(str(path)), None, granularity, embedding, token, api_name="/recognize"))
+
+
+VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "player", "dl_json", "dl_embedding",
+        "dl_audio", "log", "json", "status"]
+
+
 @pytest.mark.parametrize("granularity", ["utterance", "frame"])
 def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
     demo, url, out, service = serve(tiny_recognizer)
     client = Client(url, verbose=False)
-    outputs = client.predict(handle_file(str(clip)), granularity, True, api_name="/recognize")
-    main_md, tend_md, label, bar, line, segments, log_text, files, result, status = outputs
+    view = recognize(client, clip, granularity, embedding=True)
+    result = view["json"]
     ref = tiny_recognizer.recognize(str(clip), granularity=granularity)
     assert result["emotion"] == ref.emotion
     assert result["scores"].keys() == ref.scores.keys()
     for key, value in ref.scores.items():
         assert abs(result["scores"][key] - value) < 1e-6
-    assert ref.label.zh in main_md and f"{ref.confidence * 100:.1f}%" in main_md
-    assert "inference" in log_text and "decode" in log_text
-    names = sorted(Path(f).name for f in files)
-    assert names == ["embedding.npy", "processed_audio.wav", "result.json"]
-    saved = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    assert len(saved) == 1
+    assert ref.label.zh in view["headline"] and f"{ref.confidence * 100:.1f}%" in view["headline"]
+    assert "置信度 / confidence" in view["headline"]
+    assert len(view["scores"]["confidences"]) == 9
+    assert "inference" in view["log"] and "decode" in view["log"]
+    names = [Path(view[k]).name for k in ("dl_json", "dl_embedding", "dl_audio")]
+    assert names == ["result.json", "embedding.npy", "processed_audio.wav"]
+    mine = service.results_root("browser-a")
+    saved = [p for p in mine.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(saved) == 1 and str(saved[0]) in view["log"]  # the log names the output folder
     assert json.loads((saved[0] / "result.json").read_text())["scores"] == result["scores"]
-    assert list_results(out) == [saved[0].name]
-    assert "RSS" in status
+    assert list_results(mine) == [saved[0].name] and list_results(out) == []
+    assert "Ready" in view["status"] and "memory" in view["status"]
     if granularity == "frame":
         got = np.array(result["frames"]["scores"])
         assert np.allclose(got, ref.frame_scores, atol=1e-5)
         assert [s["emotion"] for s in result["timeline"]] == [s.emotion for s in ref.segments]
-        assert line["visible"] is not False and segments["visible"] is not False
-    # the history tab reopens it
-    summary, data, hist_files = client.predict(saved[0].name, api_name="/history_open")
-    assert data["scores"] == result["scores"] and ref.label.zh in summary
+        assert view["timeline"] is not None and view["segments"]["data"]
+    # the history tab reopens it, in the same view; another browser cannot
+    again = named(client.predict(saved[0].name, "browser-a", api_name="/history_open"))
+    assert again["json"]["scores"] == result["scores"] and again["headline"] == view["headline"]
+    assert (again["timeline"] is not None) == (granularity == "frame")
+    other = named(client.predict(saved[0].name, "browser-b", api_name="/history_open"))
+    assert "no such result" in other["headline"] and other["json"] is None
 
 
 def test_without_embedding_no_npy(serve, tiny_recognizer, clip):
     _, url, out, service = serve(tiny_recognizer)
-    files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
-                                               api_name="/recognize")[7]
-    assert sorted(Path(f).name for f in files) == ["processed_audio.wav", "result.json"]
+    view = recognize(Client(url, verbose=False), clip)
+    assert view["dl_embedding"] is None and Path(view["dl_json"]).name == "result.json"
 
 
-def test_bad_file_gives_its_reason(serve, tiny_recognizer, tmp_path):
+def test_a_failure_after_a_result_replaces_it_with_the_reason(serve, tiny_recognizer, clip, tmp_path):
     _, url, _, service = serve(tiny_recognizer)
+    client = Client(url, verbose=False)
+    assert recognize(client, clip)["json"]["emotion"]
     bad = tmp_path / "notes.wav"
     bad.write_text("this is not audio at all " * 20)
-    with pytest.raises(Exception) as info:
-        Client(url, verbose=False).predict(handle_file(str(bad)), "utterance", False, api_name="/recognize")
-    text = str(info.value)
-    ref_reason = None
+    view = recognize(client, bad)
     try:
         tiny_recognizer.recognize(str(bad))
     except Exception as exc:  # the library's own AudioError
         ref_reason = exc.reason
-    assert "notes.wav" in text and ref_reason and ref_reason in text
-    assert "Traceback" not in text and "File \"" not in text
+    assert "notes.wav" in view["headline"] and ref_reason in view["headline"] and "⚠️" in view["headline"]
+    assert ref_reason in view["log"]
+    assert view["json"] is None and view["tendencies"] == "" and view["dl_json"] is None
+    assert "Ready" in view["status"]
+    with pytest.raises(Exception) as info:  # the API keeps raising, for programs
+        client.predict(handle_file(str(bad)), "utterance", False, api_name="/analyse")
+    assert "notes.wav" in str(info.value) and ref_reason in str(info.value)
+    assert "Traceback" not in str(info.value) and "File \"" not in str(info.value)
 
 
 def test_history_rejects_traversal(serve, tiny_recognizer):
     _, url, _, service = serve(tiny_recognizer)
-    with pytest.raises(Exception) as info:
-        Client(url, verbose=False).predict("../../etc", api_name="/history_open")
-    assert "no such result" in str(info.value)
+    client = Client(url, verbose=False)
+    for name in ("../../etc", "..", "users"):
+        view = named(client.predict(name, "browser-a", api_name="/history_open"))
+        assert "no such result" in view["headline"] and view["json"] is None
 
 
 def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
@@ -131,20 +157,26 @@ def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
     bad = tmp_path / "empty.wav"
     bad.write_bytes(b"")
     good = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3"]
-    table, files, summary = Client(url, verbose=False).predict(
-        [handle_file(str(p)) for p in good + [bad]], "utterance", True, api_name="/batch")
-    rows = table["data"]
-    headers = table["headers"]
-    assert headers[:3] == ["path", "emotion", "confidence"] and headers[-2:] == ["duration_s", "error"]
-    assert len(headers) == 14
+    summary, csv_path, zip_path, table = [v.get("value") if isinstance(v, dict) and "__type__" in v else v
+                                          for v in Client(url, verbose=False).predict(
+        [handle_file(str(p)) for p in good + [bad]], True, "browser-a", api_name="/batch")]
+    rows, headers = table["data"], table["headers"]
+    assert headers[:4] == ["File", "Status", "Emotion", "Confidence %"] and headers[-1] == "Duration (s)"
+    assert len(headers) == 4 + 9 + 1
     assert [r[0] for r in rows] == ["mono_16000.wav", "clip.mp3", "empty.wav"]
-    assert rows[2][-1] and not rows[0][-1]
+    assert rows[2][1].startswith("⚠️") and "empty" in rows[2][1] and rows[0][1] == "✓"
     ref = tiny_recognizer.recognize(str(good[0]))
-    assert rows[0][1] == ref.emotion and abs(rows[0][2] - ref.confidence) < 1e-5
-    assert sorted(Path(f).name for f in files) == ["batch_results.csv", "embeddings.zip"]
-    assert "2 analysed, 1 failed" in summary
-    saved = [p for p in out.iterdir() if (p / "batch_results.csv").is_file()]
-    assert len(saved) == 1 and (saved[0] / "manifest.json").is_file() and (saved[0] / "embeddings.zip").is_file()
+    assert rows[0][2] == ref.label.display and abs(rows[0][3] - round(100 * ref.confidence, 1)) < 1e-9
+    assert "3 files: 2 analysed, 1 failed" in summary and "empty.wav" in summary
+    saved = [p for p in service.results_root("browser-a").iterdir() if (p / "batch_results.csv").is_file()]
+    assert len(saved) == 1 and (saved[0] / "manifest.json").is_file() and str(saved[0]) in summary
+    assert Path(csv_path).name == "batch_results.csv" and Path(zip_path).name == "embeddings.zip"
+    from emotion.batch.rows import row_schema
+    from emotion.labels import label_keys
+
+    with open(saved[0] / "batch_results.csv", encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+    assert header == list(row_schema(label_keys(tiny_recognizer.model.labels)))  # `emotion batch`'s columns
     import zipfile
 
     with zipfile.ZipFile(saved[0] / "embeddings.zip") as zf:
@@ -162,10 +194,8 @@ def test_direct_run_refused_and_monitoring_closed(serve, tiny_recognizer, clip):
 
 def test_file_route_serves_outputs_only(serve, tiny_recognizer, tiny_model, clip):
     _, url, out, service = serve(tiny_recognizer)
-    files = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False,
-                                               api_name="/recognize")[7]
-    assert files
-    saved = next(p for p in out.iterdir() if p.is_dir())
+    result = Client(url, verbose=False).predict(handle_file(str(clip)), "utterance", False, api_name="/analyse")
+    saved = out / result["saved"]
     assert raw_get(url, f"/gradio_api/file={saved / 'result.json'}") == 200  # the control
     for path in ("/gradio_api/file=../../etc/passwd",
                  "/gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
@@ -213,9 +243,9 @@ def test_full_queue_answers_busy(serve, tiny_recognizer, clip):
     gated = GatedRecognizer(tiny_recognizer)
     _, url, _, service = serve(gated, queue_size=1)
     clients = [Client(url, verbose=False) for _ in range(5)]
-    jobs = [clients[0].submit(handle_file(str(clip)), "utterance", False, api_name="/recognize")]
+    jobs = [clients[0].submit(handle_file(str(clip)), "utterance", False, api_name="/analyse")]
     assert gated.entered.wait(30)  # one runs (held), then the queue has room for one more
-    jobs += [c.submit(handle_file(str(clip)), "utterance", False, api_name="/recognize") for c in clients[1:]]
+    jobs += [c.submit(handle_file(str(clip)), "utterance", False, api_name="/analyse") for c in clients[1:]]
 
 
     try:
@@ -231,7 +261,7 @@ def test_full_queue_answers_busy(serve, tiny_recognizer, clip):
         gated.gate.set()
     waiting = [j for j in jobs if not j.done() or j.exception() is None]
     for job in waiting:
-        assert job.result(timeout=60)[8]["emotion"]
+        assert job.result(timeout=60)["emotion"]
     assert len(waiting) == 2
 
 

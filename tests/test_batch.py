@@ -73,8 +73,8 @@ def test_folder_of_mixed_and_broken_files_gives_the_full_table(tiny_model, tiny_
     p = run_cli("batch", batch_inputs, "-o", out, "--model-dir", tiny_model)
     assert p.returncode == 1, p.stderr  # some failed
     assert "Traceback" not in p.stderr
-    assert f"{len(AUDIO_FILES) + len(BROKEN)} files: {len(AUDIO_FILES) + len(BROKEN)} analysed now, " \
-           f"0 already done, {len(BROKEN)} failed" in p.stderr
+    assert f"{len(AUDIO_FILES) + len(BROKEN)} files: {len(AUDIO_FILES)} analysed, {len(BROKEN)} failed, " \
+           "0 done earlier" in p.stderr
     for name, reason in BROKEN.items():
         assert f"FAILED  {batch_inputs / name}: {reason}" in p.stderr
 
@@ -154,10 +154,14 @@ def test_killed_run_resumes_without_redoing_work(tiny_model, tmp_path):
 
     p = run_cli(*args[:-1], "--no-progress")
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert f"37 files: {37 - done_at_kill} analysed now, {done_at_kill} already done, 1 failed" in p.stderr
+    import re
+
+    counts = re.search(r"37 files: (\d+) analysed, (\d+) failed, (\d+) done earlier", p.stderr)
+    assert counts and int(counts[1]) + int(counts[2]) == 37 - done_at_kill and int(counts[3]) == done_at_kill
+    assert p.stderr.count("FAILED  ") == 1  # the one broken file, whichever run met it
 
     again = run_cli(*args)  # a finished job reruns without analysing anything
-    assert "37 files: 0 analysed now, 37 already done, 1 failed" in again.stderr
+    assert "37 files: 0 analysed, 0 failed, 37 done earlier" in again.stderr and again.stderr.count("FAILED  ") == 1
 
     whole = tmp_path / "whole.csv"
     assert batch(folder, "-o", whole, "--model-dir", tiny_model) == 1
@@ -178,9 +182,9 @@ def test_changed_files_are_redone_and_hash_mode_ignores_touches(tiny_model, audi
     os.utime(folder / "mono_8000.wav", (later, later))  # same bytes, new mtime
     capsys.readouterr()
     assert batch(folder, "-o", out, "--model-dir", tiny_model) == 0
-    assert "2 files: 1 analysed now, 1 already done" in capsys.readouterr().err
+    assert "2 files: 1 analysed, 0 failed, 1 done earlier" in capsys.readouterr().err
     assert batch(folder, "-o", hashed, "--model-dir", tiny_model, "--hash") == 0
-    assert "2 files: 0 analysed now, 2 already done" in capsys.readouterr().err
+    assert "2 files: 0 analysed, 0 failed, 2 done earlier" in capsys.readouterr().err
     rows = read_rows(out)
     assert len(rows) == 2 and rows[1]["mtime_ns"] == (folder / "mono_8000.wav").stat().st_mtime_ns
 
@@ -261,6 +265,9 @@ def test_bad_manifest_output_or_model_exit_2(tiny_model, tmp_path, batch_inputs,
     assert "error:" in capsys.readouterr().err
     assert batch(batch_inputs / "a.wav", "-o", tmp_path / "o.txt", "--model-dir", tiny_model) == 2
     assert "must end in one of .csv, .jsonl, .parquet" in capsys.readouterr().err
+    out = tmp_path / "never.csv"  # a missing input: exit 2 before any work, nothing written
+    assert batch(batch_inputs, tmp_path / "no such folder", "-o", out, "--model-dir", tiny_model) == 2
+    assert "no such file or folder: " in capsys.readouterr().err and not out.exists()
 
 
 def test_segment_mode_scores_each_stretch_of_speech(tiny_model, tiny_recognizer, speech_file, tmp_path):

@@ -1,4 +1,7 @@
-"""The web app in a real browser: Debian's chromium driven by Playwright, loopback only."""
+"""The web app in a real browser: Debian's chromium driven by Playwright, loopback only.
+
+Screenshots land in test-artifacts/ (phone and desktop, after a result and after an error, a
+frame-granularity result, Chinese, batch, history): look at them after a change to the page."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ CHROMIUM_ARGS = ["--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                  "--component-updater=url-source=http://127.0.0.1:9/"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
 
 if not os.access(CHROMIUM, os.X_OK):
     if os.environ.get("EMOTION_REQUIRE_BROWSER") == "1":
@@ -23,8 +28,8 @@ from playwright import sync_api  # noqa: E402
 from emotion.app.page import build_app  # noqa: E402
 from emotion.app.server import launch_kwargs  # noqa: E402
 from emotion.app.service import WebService  # noqa: E402
+from tests.media import encode, write_wav  # noqa: E402
 from tests.ports import free_port  # noqa: E402
-from tests.media import write_wav  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +38,9 @@ def app_url(tmp_path_factory, tiny_recognizer, tiny_model):
     old = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(tmp / "gradio-tmp")
     out = tmp / "outputs"
-    demo = build_app(WebService(tiny_recognizer, out))
+    demo = build_app(WebService(tiny_recognizer, out), owner_secret="test-secret")
     demo.launch(prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(), auth=""))
+                **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
     yield demo.local_url
     demo.close()
     if old is None:
@@ -57,87 +62,166 @@ def browser(playwright):
     b.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    context.close()
-
-
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    return write_wav(tmp_path_factory.mktemp("browser-audio") / "speech.wav", 3.0, 44100, seed=4)
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("browser-audio")
+    bad = d / "notes.wav"
+    bad.write_text("this is not audio at all " * 20)
+    return {"speech": write_wav(d / "speech.wav", 3.0, 44100, seed=4),
+            "webm": encode(d / "voice memo.webm", 2.0, 48000, "libopus", "webm", seed=15),
+            "bad": bad}
+
+
+def open_page(browser, url, viewport=DESKTOP, locale="en-US"):
+    context = browser.new_context(viewport=viewport, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.wait_for_selector("#model_status :text('tiny')")
+    return context, page
 
 
 def upload(page, path: Path) -> None:
-    page.locator('#audio_in input[data-testid="file-upload"]').set_input_files(str(path))
-    page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="/gradio_api/file="]',
-                           state="attached")
+    """Into the file picker, replacing what is there (as a user clears it first)."""
+    clear = page.locator("#file_in button.icon-button")
+    if clear.count():
+        clear.first.click()
+        page.wait_for_selector("#file_in button.icon-button", state="detached")
+    page.locator('#file_in input[type="file"]').set_input_files(str(path))
+    shows(page, "#file_in", path.name)
 
 
-def analyse(page, tiny_recognizer, clip: Path, granularity: str):
-    ref = tiny_recognizer.recognize(str(clip), granularity=granularity)
-    if granularity == "frame":
-        page.locator("#granularity label", has_text="frame").click()
+def shows(page, selector: str, name: str) -> None:
+    """Wait until the component shows a file name (the picker splits it into stem and extension)."""
+    page.wait_for_function("([s, n]) => document.querySelector(s).innerText.replace(/\\s/g, '').includes(n)",
+                           arg=[selector, name.replace(" ", "")])
+
+
+def analyse(page) -> str:
+    """Click Analyse and wait for the result (or the failure) to replace what was shown."""
+    page.locator("#emotion_md").evaluate("e => e.dataset.before = e.innerText")
     page.locator("#analyse_btn").click()
-    page.wait_for_selector(f"#emotion_md :text('{ref.label.zh}')")
-    assert f"{ref.confidence * 100:.1f}%" in page.locator("#emotion_md").inner_text()
-    page.wait_for_function("document.querySelectorAll('#bar_plot svg.marks g.mark-rect path').length >= 9")
-    links = page.locator('#downloads a[data-testid="download-link"]')
-    links.first.wait_for()
-    return ref, links
+    page.wait_for_function("""() => { const e = document.querySelector('#emotion_md');
+        const t = e.innerText; return t !== e.dataset.before && !t.includes('⏳') && /[%⚠🔇]/u.test(t); }""")
+    return page.locator("#emotion_md").inner_text()
 
 
-def test_utterance_in_browser(page, app_url, tiny_recognizer, clip):
+def no_wider_than_the_screen(page, viewport) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], f"the page is {width} px wide on a {viewport['width']} px screen"
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_result_then_failure(browser, app_url, tiny_recognizer, media, size):
+    """A result, then a broken file: the failure replaces the result in place and in the log, no
+    error marks on the outputs, nothing wider than the screen, nothing moving sideways."""
+    viewport = PHONE if size == "phone" else DESKTOP
+    context, page = open_page(browser, app_url, viewport)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url)
-    page.wait_for_selector("#model_status :text('RSS')")
-    upload(page, clip)
-    ref, links = analyse(page, tiny_recognizer, clip, "utterance")
-    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-    assert any("result.json" in h for h in hrefs) and any("processed_audio.wav" in h for h in hrefs)
-    top = page.locator('#scores_label [data-testid="label-output-value"]').inner_text()
-    assert top == ref.label.display
-    assert not page.locator("#timeline_plot").is_visible()
-    page.screenshot(path=str(ARTIFACTS / "app_utterance.png"), full_page=True)
+    no_wider_than_the_screen(page, viewport)
+    button_before = page.locator("#analyse_btn").bounding_box()
+    assert "will appear here" in page.locator("#emotion_md").inner_text()  # the result's place, reserved
+    upload(page, media["speech"])
+    ref = tiny_recognizer.recognize(str(media["speech"]))
+    text = analyse(page)
+    assert ref.label.zh in text and f"{ref.confidence * 100:.1f}%" in text and "置信度 / confidence" in text
+    assert page.locator('#scores_label [data-testid="label-output-value"]').count() == 0  # one main display
+    assert page.locator("#scores_label").inner_text().count("%") == 9
+    for button in ("#dl_json", "#dl_audio"):
+        page.locator(button).wait_for(state="visible")
+    no_wider_than_the_screen(page, viewport)
+    button_after = page.locator("#analyse_btn").bounding_box()
+    assert abs(button_after["x"] - button_before["x"]) < 1 and abs(button_after["width"] - button_before["width"]) < 1
+    page.screenshot(path=str(ARTIFACTS / f"{size}_result.png"), full_page=True)
+    upload(page, media["bad"])
+    text = analyse(page)
+    assert "notes.wav" in text and "not a readable audio file" in text and ref.label.zh not in text
+    assert "not a readable audio file" in page.locator("#process_log textarea").input_value()
+    page.locator("#scores_label").wait_for(state="hidden")
+    page.locator("#dl_json").wait_for(state="hidden")
+    assert page.locator("#result_column .error, .toast-body.error").count() == 0  # no per-output error pills
+    no_wider_than_the_screen(page, viewport)
+    page.screenshot(path=str(ARTIFACTS / f"{size}_error.png"), full_page=True)
+    context.close()
 
 
-def test_frame_in_browser(page, app_url, tiny_recognizer, clip):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url)
-    upload(page, clip)
+def test_frame_result_webm_and_history_in_two_browsers(browser, app_url, media):
+    """webm (a browser calls it video/webm) is accepted; the frame view has its timeline; History
+    reopens the same view; a second browser sees none of the first one's results."""
+    context, page = open_page(browser, app_url, PHONE)
+    upload(page, media["webm"])
+    page.locator("#granularity label").nth(1).click()
     page.locator("#want_embedding input").check()
-    ref, links = analyse(page, tiny_recognizer, clip, "frame")
+    text = analyse(page)
+    assert "voice memo.webm" in text and "%" in text
     page.wait_for_function("document.querySelectorAll('#timeline_plot svg.marks path').length >= 1")
     page.locator("#segments_df table").wait_for()
-    assert ref.segments[0].emotion in page.locator("#segments_df").inner_text()
-    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-    assert any("embedding.npy" in h for h in hrefs)
-    page.screenshot(path=str(ARTIFACTS / "app_frame.png"), full_page=True)
-    # the History tab lists the new result (refreshed after the analysis) and reopens it
+    page.locator("#dl_embedding").wait_for(state="visible")
+    no_wider_than_the_screen(page, PHONE)
+    page.screenshot(path=str(ARTIFACTS / "phone_frame.png"), full_page=True)
     page.get_by_role("tab", name="History").click()
+    page.wait_for_function("document.querySelector('#history_dd input').value.includes('voice memo.webm')")
     page.locator("#history_open").click()
-    page.wait_for_selector(f"#history_md :text('{ref.label.zh}')")
-    page.locator('#history_files a[data-testid="download-link"]').first.wait_for()
+    page.wait_for_function("document.querySelector('#history_emotion_md').innerText.includes('voice memo.webm')")
+    page.wait_for_function("document.querySelectorAll('#history_timeline_plot svg.marks path').length >= 1")
+    words = [" ".join(page.locator(f"#{p}emotion_md").text_content().split()) for p in ("history_", "")]
+    assert words[0] == words[1] and "%" in words[0]  # the same view as the original result
+    page.screenshot(path=str(ARTIFACTS / "phone_history.png"), full_page=True)
+    other_context, other = open_page(browser, app_url, DESKTOP)
+    other.get_by_role("tab", name="History").click()
+    other.locator("#history_refresh").click()
+    other.wait_for_timeout(1500)
+    assert other.locator("#history_dd input").input_value() == ""
+    other.locator("#history_dd input").click()  # the list of choices: none of the first browser's
+    other.wait_for_timeout(500)
+    assert "voice memo" not in other.locator("#history_dd").inner_text()
+    other.locator("#history_open").click()
+    other.wait_for_function("document.querySelector('#history_emotion_md').innerText.includes('choose a result')")
+    other_context.close()
+    context.close()
 
 
-def test_narrow_screen_stacks(page, app_url):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(app_url)
-    audio_box = page.locator("#audio_in").bounding_box()
-    result_box = page.locator("#emotion_md").bounding_box()
-    assert audio_box and result_box and audio_box["width"] <= 390
-    assert result_box["y"] > audio_box["y"] + audio_box["height"] - 1  # stacked, not side by side
-    page.screenshot(path=str(ARTIFACTS / "app_phone.png"), full_page=True)
+def test_chinese_browser_gets_a_chinese_page(browser, app_url, media):
+    context, page = open_page(browser, app_url, PHONE, locale="zh-CN")
+    assert page.get_by_role("tab", name="分析").count() and "开始分析" in page.locator("#analyse_btn").inner_text()
+    assert "就绪" in page.locator("#model_status").inner_text()
+    upload(page, media["speech"])
+    text = analyse(page)
+    assert "置信度" in text
+    log = page.locator("#process_log textarea").input_value()
+    assert "时长" in log and "保存于" in log
+    upload(page, media["bad"])
+    assert "不是可读的音频文件" in analyse(page)
+    page.screenshot(path=str(ARTIFACTS / "phone_zh_error.png"), full_page=True)
+    context.close()
 
 
-def test_example_button(page, app_url):
-    page.goto(app_url)
+def test_batch_progress_table_and_downloads(browser, app_url, media, audio_dir):
+    context, page = open_page(browser, app_url, DESKTOP)
+    page.get_by_role("tab", name="Batch").click()
+    files = [media["speech"], media["webm"], media["bad"], audio_dir / "clip.mp3"]
+    page.locator('#batch_files input[type="file"]').set_input_files([str(p) for p in files])
+    shows(page, "#batch_files", "clip.mp3")
+    page.locator("#batch_btn").click()
+    page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('analysed')")
+    summary = page.locator("#batch_summary").inner_text()
+    assert "3 analysed, 1 failed" in summary and "notes.wav" in summary and "batch_results.csv" in summary
+    table = page.locator("#batch_table").inner_text()
+    assert "⚠️" in table and "not a readable audio file" in table and "voice memo.webm" in table
+    page.locator("#batch_csv").wait_for(state="visible")
+    page.screenshot(path=str(ARTIFACTS / "desktop_batch.png"), full_page=True)
+    context.close()
+
+
+def test_example_button_and_clearing(browser, app_url):
+    context, page = open_page(browser, app_url, DESKTOP)
     page.locator("#example_btn").click()
-    page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="example.wav"]', state="attached")
+    shows(page, "#file_in", "example.wav")
+    assert "%" in analyse(page)
+    page.locator("#file_in button.icon-button").first.click()  # clearing the audio clears the result
+    page.wait_for_function("document.querySelector('#emotion_md').innerText.includes('will appear here')")
+    page.locator("#scores_label").wait_for(state="hidden")
+    context.close()
 
 
 def test_microphone_recording(app_url, playwright):
@@ -149,15 +233,11 @@ def test_microphone_recording(app_url, playwright):
         page = b.new_context(permissions=["microphone"]).new_page()
         page.set_default_timeout(60_000)
         page.goto(app_url)
-        page.locator('#audio_in button[aria-label="Record audio"]').click()
-        page.locator("#audio_in button.record-button").click()
+        page.locator("#mic_in button.record-button").click()
         page.wait_for_timeout(2000)
-        page.locator("#audio_in button.stop-button").click()
-        page.wait_for_selector('#audio_in a[data-testid="download-link"][href*="/gradio_api/file="]',
-                               state="attached")
-        page.locator("#analyse_btn").click()
-        page.wait_for_selector("#emotion_md h2")
-        text = page.locator("#emotion_md").inner_text()
+        page.locator("#mic_in button.stop-button").click()
+        page.wait_for_selector('#mic_in a[data-testid="download-link"][href*="/gradio_api/file="]', state="attached")
+        text = analyse(page)
         assert "%" in text and "⚠" not in text, text
         log_text = page.locator("#process_log textarea").input_value()
         seconds = float(log_text.split("duration:")[1].split("s")[0])

@@ -72,3 +72,45 @@ def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     rec.model.network.proj.weight.data[0] += 0.5  # our copy only
     clip = synthetic_clips(tmp_path)[0]
     assert not compare(rec, reference_model(d), clip, "utterance").ok
+
+
+def test_every_option_has_help_and_no_default_none():
+    import argparse
+
+    from emotion.app.cli import build_parser
+    from emotion.app.server import build_parser as app_parser
+    from emotion.app.settings import Settings
+
+    parsers = [app_parser(Settings())]
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    for parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = parser._get_formatter()._expand_help(action) if action.help else ""
+            assert text, f"{parser.prog} {action.option_strings or action.dest}: no help text"
+            assert "(default: None)" not in text and text.count("(default:") <= 1, text
+
+
+def test_run_sh_help_is_the_header_only():
+    p = subprocess.run(["bash", "run.sh", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "./run.sh test" in p.stdout
+    assert "set -euo" not in p.stdout and "cd \"$(dirname" not in p.stdout
+
+
+def test_recognize_reports_each_file_before_decoding_the_next(tiny_recognizer, audio_dir):
+    """So the command line prints each line as its file finishes (CPU: one file at a time)."""
+    from emotion import Recognizer
+
+    events = []
+
+    def loader(path):
+        events.append(("decode", Path(path).name))
+        return tiny_recognizer.loader(path)
+
+    rec = Recognizer(tiny_recognizer.model, loader=loader)
+    paths = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3", audio_dir / "mono_8000.wav"]
+    rec.recognize_many(paths, on_result=lambda i, res: events.append(("result", paths[i].name)))
+    assert events == [(kind, p.name) for p in paths for kind in ("decode", "result")]

@@ -18,7 +18,7 @@ def test_serve_saves_each_good_clip_and_names_each_bad_one(service, tiny_recogni
     bad.write_text("not audio " * 50)
     good = audio_dir / "mono_22050.wav"
     outcomes = service.serve([str(good), str(bad), None, str(good)], ["utterance", "utterance", "frame", "frame"],
-                             [True, False, False, False])
+                             [True, False, False, False], ["me"] * 4)
     first, broken, empty, framed = outcomes
     ref = tiny_recognizer.recognize(good)
     assert first.ok and first.result.scores == ref.scores and is_complete(first.folder)
@@ -26,31 +26,38 @@ def test_serve_saves_each_good_clip_and_names_each_bad_one(service, tiny_recogni
                                                              "processed_audio.wav", "result.json"]
     assert json.loads((first.folder / "result.json").read_text())["emotion"] == ref.emotion
     assert not broken.ok and broken.error.startswith("notes.wav: not a readable audio file")
+    assert broken.code == "not_audio"
     assert broken.to_api() == {"error": broken.error}
     assert empty.error == NO_AUDIO
     assert framed.ok and framed.result.granularity == "frame" and framed.to_api()["saved"] == framed.folder.name
-    assert service.history() == sorted([first.folder.name, framed.folder.name], reverse=True)
+    assert [name for name, _ in service.history("me")] == sorted([first.folder.name, framed.folder.name], reverse=True)
+    assert service.history("someone else") == [] and first.folder.parent == service.results_root("me")
 
 
 def test_batch_table_and_files(service, audio_dir, tmp_path):
     bad = tmp_path / "broken.mp3"
     bad.write_bytes(b"\x00" * 100)
-    out = service.batch([str(audio_dir / "clip.mp3"), str(bad)], "utterance", True)
-    assert [r["path"] for r in out.rows] == ["clip.mp3", "broken.mp3"]
+    progress = []
+    out = service.batch([str(audio_dir / "clip.mp3"), str(bad)], True, "me",
+                        on_progress=lambda *args: progress.append(args))
+    assert [r["id"] for r in out.rows] == ["clip.mp3", "broken.mp3"]
     assert out.failed == [("broken.mp3", out.rows[1]["error"])] and out.rows[1]["emotion"] is None
     assert [p.name for p in out.files] == ["batch_results.csv", "embeddings.zip"] and is_complete(out.folder)
-    assert out.summary.startswith("1 analysed, 1 failed")
+    assert [(done, total, name) for done, total, name, _ in progress] == [(1, 2, "clip.mp3"), (2, 2, "broken.mp3")]
+    assert progress[-1][3] == 0.0 and out.folder.parent == service.results_root("me")
     with pytest.raises(RequestError, match="no files"):
-        service.batch([], "utterance", False)
+        service.batch([], False)
 
 
 def test_reopen_refuses_names_outside_the_output_folder(service, audio_dir):
-    [outcome] = service.serve([str(audio_dir / "mono_16000.wav")], ["utterance"], [False])
-    data, folder = service.reopen(outcome.folder.name)
+    [outcome] = service.serve([str(audio_dir / "mono_16000.wav")], ["utterance"], [False], ["me"])
+    data, folder = service.reopen(outcome.folder.name, "me")
     assert folder == outcome.folder and data["emotion"] == outcome.result.emotion
-    for name in ("../outputs", "..", "/etc", "", None, "20260101_000000_deadbeef"):
+    for name in ("../outputs", "..", "/etc", "", None, "20260101_000000_deadbeef", f"../{folder.parent.name}"):
         with pytest.raises(RequestError):
-            service.reopen(name)
+            service.reopen(name, "me")
+    with pytest.raises(RequestError):  # another owner's result
+        service.reopen(outcome.folder.name, "someone else")
 
 
 def test_closed_service_refuses_new_requests(service, audio_dir):
@@ -58,4 +65,15 @@ def test_closed_service_refuses_new_requests(service, audio_dir):
     [outcome] = service.serve([str(audio_dir / "mono_16000.wav")], ["utterance"], [False])
     assert outcome.error == SHUTTING_DOWN
     with pytest.raises(RequestError, match="shutting down"):
-        service.batch([str(audio_dir / "mono_16000.wav")], "utterance", False)
+        service.batch([str(audio_dir / "mono_16000.wav")], False)
+
+
+def test_announce_estimates_from_measured_speed(service, audio_dir):
+    ticket, ahead, wait, duration = service.announce(str(audio_dir / "mono_16000.wav"))
+    assert ahead == 0 and wait is None and abs(duration - 1.7) < 0.01  # nothing measured yet: no estimate
+    second = service.announce(str(audio_dir / "mono_22050.wav"))
+    assert second[1] == 1  # the first is still ahead of it
+    service.serve([str(audio_dir / "mono_16000.wav")], ["utterance"], [False], None, [ticket, second[0]])
+    _, ahead, wait, duration = service.announce(str(audio_dir / "mono_22050.wav"))
+    assert ahead == 0 and wait is not None and wait > 0
+    assert abs(wait - duration / service.speed.audio_per_s) < 1e-9

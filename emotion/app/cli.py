@@ -125,8 +125,8 @@ def cmd_batch(args, settings: Settings) -> int:
                       embeddings=embeddings, progress=not args.no_progress)
     rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
         "audio-s/s" if summary.processed and summary.seconds else ""
-    print(f"{summary.total} files: {summary.processed} analysed now, {summary.skipped} already done, "
-          f"{len(summary.failed)} failed" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
+    print(f"{summary.total} files: {summary.processed - summary.failed_now} analysed, {summary.failed_now} failed, "
+          f"{summary.skipped} done earlier" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
     for item_id, reason in summary.failed:
         print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     _evaluate(summary.rows, keys, output)

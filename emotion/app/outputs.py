@@ -24,10 +24,31 @@ log = logging.getLogger(__name__)
 SWEEP_MIN_AGE_S = 300.0  # younger leftovers may still be being written by another process
 DAY_S = 86400
 HISTORY_LIMIT = 200  # results listed, newest first
+USERS = "users"  # the web app's per-owner folders (emotion.app.service)
+SECRET_FILE = ".owner-secret"
 
 
 class NoSuchResult(EmotionError, LookupError):
     """A result name that is not a saved result of this output folder."""
+
+
+def owner_secret(output_root: str | os.PathLike) -> str:
+    """The key browsers keep their owner token under, made once per output folder (so a browser
+    keeps its history across restarts) and readable by this user only."""
+    import secrets
+
+    from ..files import atomic_file
+
+    path = Path(output_root) / SECRET_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "w", encoding="ascii") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(secret)
+        return secret
 
 
 def list_results(output_root: str | os.PathLike, limit: int = HISTORY_LIMIT) -> list[str]:
@@ -62,13 +83,24 @@ def read_result(output_root: str | os.PathLike, name: str | None) -> tuple[dict,
 
 def sweep_outputs(root: str | os.PathLike, retention_days: float | None = None,
                   min_age_s: float = SWEEP_MIN_AGE_S) -> list[Path]:
-    """Start-up housekeeping of an output folder; returns what was removed.
+    """Start-up housekeeping of an output folder and of each web user's folder in it
+    (users/<owner>/); returns what was removed.
 
     Removes temporary folders a crash left behind and result folders without a valid manifest
     (both only when older than `min_age_s`, so another process's write in flight is spared), and,
     when `retention_days` is given (None: keep everything), result folders whose manifest is
     older than that."""
     root = Path(root)
+    users = root / USERS
+    folders = [root] + (sorted(p for p in users.iterdir() if p.is_dir() and not p.is_symlink())
+                        if users.is_dir() else [])
+    removed = [gone for folder in folders for gone in _sweep(folder, retention_days, min_age_s)]
+    if removed:
+        log.info("removed %d leftover or expired result folders under %s", len(removed), root)
+    return removed
+
+
+def _sweep(root: Path, retention_days: float | None, min_age_s: float) -> list[Path]:
     now = time.time()
     removed = []
     for entry in sorted(root.iterdir()) if root.is_dir() else []:
@@ -87,6 +119,4 @@ def sweep_outputs(root: str | os.PathLike, retention_days: float | None = None,
         if expired:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
-    if removed:
-        log.info("removed %d leftover or expired result folders under %s", len(removed), root)
     return removed

@@ -1,280 +1,165 @@
-"""The Gradio 6 page: lays out the components and wires them to a WebService; what a request
-does is in emotion.app.service, what a result looks like in emotion.app.render.
+"""The Gradio 6 page: lays out the components and wires them to the handlers (emotion.app.handlers);
+what a request does is in emotion.app.service, what a result looks like in emotion.app.render,
+every word in emotion.app.text.
 
     demo = build_app(WebService(recognizer, "outputs"))
     demo.launch(**launch_kwargs(...))          # emotion.app.server
 """
 
-from __future__ import annotations
-
-import shutil
-import tempfile
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-
 import gradio as gr
+from gradio.i18n import I18nData
 
-from ..labels import label_keys
-from ..model import PROJECT_ROOT
+from ..audio import AUDIO_EXTENSIONS, MAX_DURATION_S
 from ..recognizer import GRANULARITIES
-from . import render
-from .service import DEFAULT_QUEUE_SIZE, Outcome, RequestError, WebService
+from . import text
+from .handlers import Handlers, ResultView
+from .service import DEFAULT_QUEUE_SIZE, WebService
 
-EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
 MODEL_CONCURRENCY = "model"  # every event that uses the model shares this queue slot
-LIGHT = dict(concurrency_id="light", concurrency_limit=4)  # events that do not touch the model
+LIGHT = dict(concurrency_id="light", concurrency_limit=4, show_progress="hidden")  # events that do not touch the model
 COALESCE_MAX = 16  # requests handed to the model together when coalescing
+MAX_UPLOAD_MB = 100
+# Extensions the pickers offer: whatever the decoder reads, video containers with sound included
+# (a browser calls a .webm "video/webm", which an audio-only picker refuses).
+MEDIA_TYPES = sorted(set(AUDIO_EXTENSIONS) | {".webm", ".mp4", ".mkv", ".mov", ".mka", ".3gp", ".m4b", ".wave"})
 CSS = """
-#emotion_md { font-size: 1.6em; }
 .gradio-container { max-width: 1200px !important; margin: auto; }
+#emotion_md h2, #history_emotion_md h2 { margin-bottom: 0.1em; }
+#model_status { color: #166534; }
+#model_status p { background: #dcfce7; border: 1px solid #86efac; border-radius: 8px; padding: 4px 10px;
+                  display: inline-block; }
+.gradio-container, .gradio-container * { min-width: 0; overflow-wrap: anywhere; }
+.prose code { white-space: pre-wrap; word-break: break-all; }
 """
 
 
-@dataclass
-class AnalyseTab:
-    audio: gr.Audio
-    granularity: gr.Radio
-    want_emb: gr.Checkbox
-    example_btn: gr.Button
-    analyse_btn: gr.Button
-    log_box: gr.Textbox
-    files: gr.File
-    main_md: gr.Markdown
-    tend_md: gr.Markdown
-    label: gr.Label
-    bar: gr.BarPlot
-    line: gr.LinePlot
-    segments: gr.Dataframe
-    result_json: gr.JSON
-    api_btn: gr.Button  # /analyse: the same request for programs, answered with the JSON alone
-    api_json: gr.JSON
+def L(key: str) -> I18nData:
+    """A label the browser shows in its own language (text.TEXT)."""
+    return I18nData(key)
 
 
-@dataclass
-class BatchTab:
-    files: gr.File
-    granularity: gr.Radio
-    want_emb: gr.Checkbox
-    button: gr.Button
-    summary: gr.Markdown
-    downloads: gr.File
-    table: gr.Dataframe
+def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
+    """The I18n table for launch(i18n=...)."""
+    return gr.I18n(**text.translations(minutes=max_duration_s / 60, mb=max_upload_mb))
 
 
-@dataclass
-class HistoryTab:
-    choice: gr.Dropdown
-    refresh: gr.Button
-    open: gr.Button
-    files: gr.File
-    summary: gr.Markdown
-    json: gr.JSON
+def result_view(prefix: str = "") -> ResultView:
+    """The components that show one result, in the caller's column: the same for a new result
+    (Analyse) and a reopened one (History)."""
+    headline = gr.Markdown(L("empty_result"), elem_id=f"{prefix}emotion_md")
+    tendencies = gr.Markdown(elem_id=f"{prefix}tendencies_md")
+    scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
+                      elem_id=f"{prefix}scores_label")
+    timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
+                           x_label_angle=-45, elem_id=f"{prefix}timeline_plot")
+    segments = gr.Dataframe(label=L("segments"), visible=False, interactive=False, wrap=True,
+                            elem_id=f"{prefix}segments_df")
+    player = gr.Audio(label=L("processed_audio"), interactive=False, visible=False, type="filepath",
+                      elem_id=f"{prefix}processed_audio")
+    with gr.Row():
+        downloads = [gr.DownloadButton(L(key), visible=False, size="sm", elem_id=f"{prefix}dl_{key[9:]}")
+                     for key in ("download_json", "download_embedding", "download_audio")]
+    log = gr.Textbox(label=L("log"), lines=4, interactive=False, elem_id=f"{prefix}process_log")
+    with gr.Accordion("result.json", open=False):
+        data = gr.JSON(elem_id=f"{prefix}result_json")
+    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, log, data)
 
 
-# ---------------------------------------------------------------- layout
+def _analyse_inputs():
+    file_in = gr.File(label=L("file_in"), file_types=MEDIA_TYPES, type="filepath", elem_id="file_in")
+    mic_in = gr.Audio(sources=["microphone"], type="filepath", label=L("mic_in"), elem_id="mic_in")
+    with gr.Row():
+        granularity = gr.Radio([(L(g), g) for g in GRANULARITIES], value="utterance", label=L("granularity"),
+                               elem_id="granularity")
+        want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="want_embedding")
+    with gr.Row():
+        example_btn = gr.Button(L("example"), size="sm", elem_id="example_btn")
+        analyse_btn = gr.Button(L("analyse"), variant="primary", elem_id="analyse_btn")
+    gr.Markdown(L("limits"), elem_id="limits")
+    return file_in, mic_in, granularity, want_emb, example_btn, analyse_btn
 
 
-def _analyse_tab(classes: list[str]) -> AnalyseTab:
+def _batch_tab():
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Audio", elem_id="audio_in")
-            with gr.Row():
-                granularity = gr.Radio(list(GRANULARITIES), value="utterance", label="Granularity",
-                                       elem_id="granularity")
-                want_emb = gr.Checkbox(value=False, label="Extract embedding", elem_id="want_embedding")
-            with gr.Row():
-                example_btn = gr.Button("Example audio", elem_id="example_btn", size="sm")
-                analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse_btn")
-            log_box = gr.Textbox(label="Processing log", lines=5, interactive=False, elem_id="process_log")
-            files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-        with gr.Column(scale=2, min_width=300):
-            main_md = gr.Markdown(elem_id="emotion_md")
-            tend_md = gr.Markdown(elem_id="tendencies_md")
-            label = gr.Label(num_top_classes=len(classes), label="All scores", elem_id="scores_label")
-            bar = gr.BarPlot(x="emotion", y="score", sort=classes, y_lim=[0, 1], label="Scores", elem_id="bar_plot")
-            line = gr.LinePlot(x="time_s", y="score", color="emotion", y_lim=[0, 1],
-                               label="Timeline (per-frame scores)", visible=False, elem_id="timeline_plot")
-            segments = gr.Dataframe(label="Segments", visible=False, interactive=False, elem_id="segments_df")
-            with gr.Accordion("result.json", open=False):
-                result_json = gr.JSON(elem_id="result_json")
-            api_btn = gr.Button(visible=False)
-            api_json = gr.JSON(visible=False)
-    return AnalyseTab(audio, granularity, want_emb, example_btn, analyse_btn, log_box, files, main_md, tend_md,
-                      label, bar, line, segments, result_json, api_btn, api_json)
-
-
-def _batch_tab() -> BatchTab:
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            files = gr.File(file_count="multiple", label="Audio files", elem_id="batch_files")
-            with gr.Row():
-                granularity = gr.Radio(list(GRANULARITIES), value="utterance", label="Granularity")
-                want_emb = gr.Checkbox(value=False, label="Embeddings zip")
-            button = gr.Button("Analyse all", variant="primary", elem_id="batch_btn")
+        with gr.Column(scale=1, min_width=280):
+            files = gr.File(file_count="multiple", file_types=MEDIA_TYPES, label=L("batch_files"),
+                            elem_id="batch_files")
+            want_emb = gr.Checkbox(value=False, label=L("batch_embeddings"), elem_id="batch_embeddings")
+            gr.Markdown(L("batch_note"))
+            button = gr.Button(L("analyse_all"), variant="primary", elem_id="batch_btn")
+        with gr.Column(scale=2, min_width=280):
             summary = gr.Markdown(elem_id="batch_summary")
-            downloads = gr.File(label="Downloads (CSV, embeddings)", file_count="multiple", interactive=False,
-                                elem_id="batch_downloads")
-        with gr.Column(scale=2, min_width=300):
-            table = gr.Dataframe(label="Results", interactive=False, elem_id="batch_table")
-    return BatchTab(files, granularity, want_emb, button, summary, downloads, table)
-
-
-def _history_tab(names: list[str]) -> HistoryTab:
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            choice = gr.Dropdown(choices=names, label="Earlier results", allow_custom_value=True,
-                                 elem_id="history_dd")
             with gr.Row():
-                refresh = gr.Button("Refresh", size="sm", elem_id="history_refresh")
-                open_btn = gr.Button("Open", variant="primary", size="sm", elem_id="history_open")
-            files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="history_files")
-        with gr.Column(scale=2, min_width=300):
-            summary = gr.Markdown(elem_id="history_md")
-            data = gr.JSON(elem_id="history_json")
-    return HistoryTab(choice, refresh, open_btn, files, summary, data)
-
-
-def layout(service: WebService) -> tuple[gr.Markdown, AnalyseTab, BatchTab, HistoryTab]:
-    """The page's components, inside the caller's gr.Blocks."""
-    gr.Markdown("# Speech emotion recognition · 语音情感识别\nEmotion2Vec+ · nine emotions")
-    status = gr.Markdown(render.status_text(service.status()), elem_id="model_status")
-    with gr.Tabs():
-        with gr.Tab("Analyse", id="single"):
-            analyse = _analyse_tab(label_keys(service.recognizer.model.labels))
-        with gr.Tab("Batch", id="batch"):
-            batch = _batch_tab()
-        with gr.Tab("History", id="history"):
-            history = _history_tab(service.history())
-    return status, analyse, batch, history
-
-
-# ---------------------------------------------------------------- handlers
-
-
-def _analyse_values(service: WebService, outcome: Outcome) -> tuple:
-    """The Analyse tab's outputs for one outcome (an error text shows in place of the result)."""
-    status = render.status_text(service.status())
-    if not outcome.ok:
-        return (f"### ⚠️ {outcome.error}", "", None, None, gr.LinePlot(value=None, visible=False),
-                gr.Dataframe(value=None, visible=False), outcome.error, [], None, status)
-    res, frame = outcome.result, outcome.result.granularity == "frame"
-    return (render.headline(res.label.emoji, res.label.zh, res.emotion, res.confidence),
-            render.tendencies(res.top), render.score_labels(res), render.score_bars(res),
-            gr.LinePlot(value=render.timeline_points(res) if frame else None, visible=frame),
-            gr.Dataframe(value=render.segment_table(res) if frame else None, visible=frame),
-            render.process_log(res, outcome.folder, outcome.request_ms), render.result_files(outcome.folder),
-            res.to_dict(),  # write_result has already checked it is strict JSON
-            status)
-
-
-def _one(outcome: Outcome) -> Outcome:
-    if not outcome.ok:
-        raise gr.Error(outcome.error, print_exception=False)
-    return outcome
-
-
-def _recognize(service, audio_path, granularity, want_embedding):
-    return _analyse_values(service, _one(service.serve([audio_path], [granularity], [want_embedding])[0]))
-
-
-def _analyse(service, audio_path, granularity, want_embedding):
-    return _one(service.serve([audio_path], [granularity], [want_embedding])[0]).to_api()
-
-
-def _recognize_coalesced(service, audio_paths, granularities, want_embeddings):
-    rows = [_analyse_values(service, o) for o in service.serve(audio_paths, granularities, want_embeddings)]
-    return tuple(list(col) for col in zip(*rows))
-
-
-def _analyse_coalesced(service, audio_paths, granularities, want_embeddings):
-    return ([o.to_api() for o in service.serve(audio_paths, granularities, want_embeddings)],)
-
-
-def _batch(service, files, granularity, want_embedding, progress=gr.Progress()):
-    paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
-    progress(0, desc="decoding")
-    done = [0]
-
-    def tick(i, _res):
-        done[0] += 1
-        progress(done[0] / len(paths), desc=f"{done[0]}/{len(paths)}")
-
-    try:
-        out = service.batch(paths, granularity, want_embedding, on_result=tick)
-    except RequestError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    import pandas as pd
-
-    return pd.DataFrame(out.rows, columns=out.columns), [str(p) for p in out.files], out.summary
-
-
-def _example() -> str:
-    """The shipped example, copied into the temp dir so it is served like any upload."""
-    if not EXAMPLE_AUDIO.is_file():
-        raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
-    dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
-        shutil.copyfile(EXAMPLE_AUDIO, dest)
-    return str(dest)
-
-
-def _history_refresh(service):
-    names = service.history()
-    return gr.Dropdown(choices=names, value=names[0] if names else None)
-
-
-def _history_open(service, name):
-    try:
-        data, folder = service.reopen(name)
-    except RequestError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    return render.history_summary(data), data, render.result_files(folder)
-
-
-# ---------------------------------------------------------------- wiring
-
-
-def wire(service: WebService, status, analyse: AnalyseTab, batch: BatchTab, history: HistoryTab,
-         coalesce: bool, max_batch: int) -> None:
-    """Connect the components to the service; every model event shares one queue slot."""
-    model_event = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, api_visibility="public")
-    if coalesce:
-        model_event.update(batch=True, max_batch_size=max_batch)
-    a = analyse
-    analysed = a.analyse_btn.click(
-        partial(_recognize_coalesced if coalesce else _recognize, service), [a.audio, a.granularity, a.want_emb],
-        [a.main_md, a.tend_md, a.label, a.bar, a.line, a.segments, a.log_box, a.files, a.result_json, status],
-        api_name="recognize", **model_event)
-    a.api_btn.click(partial(_analyse_coalesced if coalesce else _analyse, service),
-                    [a.audio, a.granularity, a.want_emb], a.api_json, api_name="analyse", **model_event)
-    refresh = partial(_history_refresh, service)
-    analysed.success(refresh, None, history.choice, api_name="history_after_recognize",
-                     api_visibility="private", **LIGHT)
-    batch.button.click(partial(_batch, service), [batch.files, batch.granularity, batch.want_emb],
-                       [batch.table, batch.downloads, batch.summary], api_name="batch", api_visibility="public",
-                       concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1)
-    a.example_btn.click(_example, None, a.audio, api_name="example", api_visibility="private", **LIGHT)
-    history.refresh.click(refresh, None, history.choice, api_name="history_refresh", api_visibility="private",
-                          **LIGHT)
-    history.open.click(partial(_history_open, service), history.choice,
-                       [history.summary, history.json, history.files], api_name="history_open",
-                       api_visibility="undocumented", **LIGHT)
+                csv_btn = gr.DownloadButton(L("download_csv"), visible=False, size="sm", elem_id="batch_csv")
+                zip_btn = gr.DownloadButton(L("download_zip"), visible=False, size="sm", elem_id="batch_zip")
+            table = gr.Dataframe(label=L("batch_table"), interactive=False, wrap=True, elem_id="batch_table")
+    return files, want_emb, button, summary, csv_btn, zip_btn, table
 
 
 def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesce: bool | None = None,
-              max_batch: int = COALESCE_MAX) -> gr.Blocks:
+              max_batch: int = COALESCE_MAX, owner_secret: str | None = None) -> gr.Blocks:
     """The Blocks app around one WebService.
 
     coalesce: hand requests that wait together to the model as one padded batch (default: on a
-    GPU, where that pays; on a CPU one at a time is faster)."""
+    GPU, where that pays; on a CPU one at a time is faster). owner_secret: the key the browser's
+    owner token is stored under (stable across restarts, so a browser keeps its history)."""
     if coalesce is None:
         coalesce = str(service.status().get("device", "cpu")).startswith("cuda")
-    with gr.Blocks(title="Speech emotion recognition", delete_cache=(3600, 86400)) as demo:
-        status, analyse, batch, history = layout(service)
-        wire(service, status, analyse, batch, history, coalesce, max_batch)
-        demo.load(lambda: (render.status_text(service.status()), _history_refresh(service)), None,
-                  [status, history.choice], api_name="status", api_visibility="private", **LIGHT)
+    h = Handlers(service)
+    with gr.Blocks(title="Speech emotion recognition · 语音情感识别", delete_cache=(3600, 86400)) as demo:
+        owner = gr.BrowserState(None, storage_key="emotion-owner", secret=owner_secret)
+        lang = gr.State(text.EN)
+        ticket = gr.State(None)
+        gr.Markdown(L("title"), elem_id="title")
+        gr.Markdown(L("subtitle"))
+        status = gr.Markdown(elem_id="model_status")
+        with gr.Tabs():
+            with gr.Tab(L("tab_analyse"), id="single"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280):
+                        file_in, mic_in, granularity, want_emb, example_btn, analyse_btn = _analyse_inputs()
+                    with gr.Column(scale=2, min_width=280, elem_id="result_column"):
+                        view = result_view()
+                        api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
+                        api_json = gr.JSON(visible=False)
+            with gr.Tab(L("tab_batch"), id="batch"):
+                batch = _batch_tab()
+            with gr.Tab(L("tab_history"), id="history"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280):
+                        hist_choice = gr.Dropdown(choices=[], label=L("history_choice"), allow_custom_value=True,
+                                                  elem_id="history_dd")
+                        with gr.Row():
+                            hist_refresh = gr.Button(L("refresh"), size="sm", elem_id="history_refresh")
+                            hist_open = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
+                    with gr.Column(scale=2, min_width=280):
+                        hist_view = result_view("history_")
+        inputs = [file_in, mic_in, granularity, want_emb, owner, lang, ticket]
+        model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
+        announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
+                                     api_visibility="private", **LIGHT)
+        if coalesce:
+            analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status], api_name="recognize",
+                                     api_visibility="public", batch=True, max_batch_size=max_batch, **model)
+            api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb], api_json, api_name="analyse",
+                          api_visibility="public", batch=True, max_batch_size=max_batch, **model)
+        else:
+            analysed = announce.then(h.analyse, inputs, [*view.outputs(), status], api_name="recognize",
+                                     api_visibility="public", **model)
+            api_btn.click(h.analyse_api, [file_in, granularity, want_emb], api_json, api_name="analyse",
+                          api_visibility="public", **model)
+        analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
+        file_in.upload(h.cleared, lang, [mic_in, *view.outputs()], api_visibility="private", **LIGHT)
+        mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs()], api_visibility="private", **LIGHT)
+        for box in (file_in, mic_in):
+            box.clear(h.cleared_view, lang, view.outputs(), api_visibility="private", **LIGHT)
+        example_btn.click(h.example, None, [file_in, mic_in], api_visibility="private", **LIGHT)
+        files, b_emb, b_btn, b_summary, b_csv, b_zip, b_table = batch
+        b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
+                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1)
+        hist_refresh.click(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
+        hist_open.click(h.history_open, [hist_choice, owner, lang], hist_view.outputs(), api_name="history_open",
+                        api_visibility="undocumented", **LIGHT)
+        demo.load(h.on_load, owner, [owner, lang, status, hist_choice], api_visibility="private", **LIGHT)
     demo.queue(max_size=queue_size, default_concurrency_limit=1, api_open=False)
     return demo

@@ -1,5 +1,6 @@
-"""What the page shows of a result, as plain values (text, tables): no Gradio here, so the page
-module only places them."""
+"""What the page shows of a result, as plain values (text, tables) in the page's language; no
+Gradio here. Everything renders from the result's JSON (EmotionResult.to_dict(), or a saved
+result.json), so a reopened result looks exactly like a fresh one."""
 
 from __future__ import annotations
 
@@ -8,88 +9,108 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..labels import display_name, label_keys
-from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE, EmotionResult
+from ..labels import display_name
+from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
+from .text import EN, t
 
 MAX_PLOT_FRAMES = 600  # timeline points per emotion; longer clips are subsampled for the chart
-SEGMENT_COLUMNS = ["start_s", "end_s", "emotion", "label", "confidence"]
+TIMELINE_CLASSES = 4  # the chart draws the strongest few (all scores stay in result.json): readable on a phone
+SILENT_PREFIX = "silent"  # a warning that starts so: the clip holds no speech to judge
 
 
-def status_text(info: dict) -> str:
+def status_text(info: dict, lang: str = EN) -> str:
     """The status line: ready, model, device, dtype and memory (WebService.status())."""
-    parts = [f"**Ready** · model {info['name']}", f"device {info['device']}", f"dtype {info['dtype']}"]
+    parts = [f"🟢 **{t('ready', lang)}**", f"{t('model', lang)} {info['name']}",
+             f"{t('device', lang)} {info['device']}", f"{t('dtype', lang)} {info['dtype']}"]
     if info.get("rss_mb") is not None:
-        parts.append(f"RSS {info['rss_mb']:.0f} MB")
+        parts.append(f"{t('memory', lang)} {info['rss_mb']:.0f} MB")
     if info.get("gpu_mb") is not None:
         parts.append(f"GPU {info['gpu_mb']:.0f} MB")
     return " · ".join(parts)
 
 
-def headline(emoji: str, zh: str, key: str, confidence: float) -> str:
-    return f"## {display_name(key, zh, emoji)} {confidence * 100:.1f}%"
+def is_silent(data: dict) -> bool:
+    return any(str(w).startswith(SILENT_PREFIX) for w in data.get("warnings", []))
 
 
-def tendencies(top: list[dict]) -> str:
-    """The runners-up of a result's `top` list, in one line."""
-    rest = top[1:]
+def headline(data: dict, lang: str = EN) -> str:
+    """The one main-emotion display: emoji, Chinese and English name, confidence."""
+    name = data.get("input", {}).get("name", "?")
+    if is_silent(data):
+        return f"## {t('silent', lang, name=name)}"
+    emotion = str(data.get("emotion", ""))
+    label = display_name(emotion, data.get("label_zh"), data.get("emoji"))
+    return (f"## {label} {float(data.get('confidence', 0.0)) * 100:.1f}%\n"
+            f"{t('confidence', 'zh')} / {t('confidence', 'en')} · `{name}`")
+
+
+def tendencies(data: dict, lang: str = EN) -> str:
+    """The runners-up, in one line."""
+    rest = [] if is_silent(data) else data.get("top", [])[1:]
     if not rest:
         return ""
-    items = ", ".join(f"{display_name(t['emotion'], t['label_zh'], t['emoji'])} {t['score'] * 100:.1f}%"
-                      for t in rest)
-    return f"Also: {items}"
+    items = ", ".join(f"{display_name(x['emotion'], x.get('label_zh'), x.get('emoji'))} {x['score'] * 100:.1f}%"
+                      for x in rest)
+    return f"{t('also', lang)}: {items}"
 
 
-def score_labels(res: EmotionResult) -> dict[str, float]:
-    """Every unmasked class's score, keyed by its display name."""
-    return {lb.display: float(res.scores[lb.key]) for lb in res.labels if not lb.masked}
+def score_labels(data: dict) -> dict[str, float]:
+    """Every class the model can predict, keyed by its display name."""
+    masked = set(data.get("masked", []))
+    return {display_name(k): float(v) for k, v in data.get("scores", {}).items() if k not in masked}
 
 
-def score_bars(res: EmotionResult) -> pd.DataFrame:
-    return pd.DataFrame({"emotion": list(res.scores), "score": [float(v) for v in res.scores.values()]})
-
-
-def timeline_points(res: EmotionResult) -> pd.DataFrame:
-    """Per-frame scores in long format (time_s, score, emotion), at most MAX_PLOT_FRAMES times."""
-    starts = np.asarray(res.frame_starts, dtype=np.float64)
-    scores = np.asarray(res.frame_scores, dtype=np.float64)
+def timeline_points(data: dict, lang: str = EN) -> pd.DataFrame | None:
+    """Per-frame scores of the TIMELINE_CLASSES strongest emotions (by mean over the clip) in
+    long format (time, score, emotion), at most MAX_PLOT_FRAMES times."""
+    frames = data.get("frames")
+    if not frames:
+        return None
+    starts = np.asarray(frames["start_s"], dtype=np.float64)
+    scores = np.asarray(frames["scores"], dtype=np.float64)
+    strongest = np.sort(np.argsort(-scores.mean(axis=0))[:TIMELINE_CLASSES])
     step = max(1, int(np.ceil(len(starts) / MAX_PLOT_FRAMES)))
-    starts, scores = starts[::step], scores[::step]
-    keys = label_keys(res.labels)
-    rows = {"time_s": np.repeat(starts, len(keys)), "score": scores.reshape(-1),
-            "emotion": np.tile(keys, len(starts))}
-    return pd.DataFrame(rows)
+    starts, scores = starts[::step], scores[::step, strongest]
+    keys = [frames["labels"][i] for i in strongest]  # short names: the legend fits a phone
+    return pd.DataFrame({t("col_time", lang): np.repeat(starts, len(keys)), t("col_score", lang): scores.reshape(-1),
+                         t("col_emotion", lang): np.tile(keys, len(starts))})
 
 
-def segment_table(res: EmotionResult) -> pd.DataFrame:
-    labels = {lb.key: lb for lb in res.labels}
-    rows = [{"start_s": round(s.start, 2), "end_s": round(s.end, 2), "emotion": s.emotion,
-             "label": labels[s.emotion].display if s.emotion in labels else s.emotion,
-             "confidence": round(float(s.confidence), 4)} for s in res.segments]
-    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+def segment_table(data: dict, lang: str = EN) -> pd.DataFrame | None:
+    if "timeline" not in data:
+        return None
+    rows = [{t("col_start", lang): round(s["start"], 2), t("col_end", lang): round(s["end"], 2),
+             t("col_emotion", lang): display_name(s["emotion"]),
+             t("col_confidence", lang): round(100 * float(s["confidence"]), 1)} for s in data["timeline"]]
+    return pd.DataFrame(rows, columns=[t(c, lang) for c in ("col_start", "col_end", "col_emotion", "col_confidence")])
 
 
-def process_log(res: EmotionResult, folder: Path, request_ms: float) -> str:
-    t = res.timing
-    lines = [f"file: {res.input.get('name')}  duration: {res.input.get('duration_s', 0):.2f} s  "
-             f"source rate: {res.input.get('sample_rate')} Hz  channels: {res.input.get('channels')}",
-             f"granularity: {res.granularity}  chunks: {res.chunks}",
-             f"decode: {t.get('decode_ms', 0) - t.get('resample_ms', 0):.1f} ms  "
-             f"resample: {t.get('resample_ms', 0):.1f} ms  inference: {t.get('inference_ms', 0):.1f} ms  "
-             f"request: {request_ms:.1f} ms",
-             f"saved: {folder.name}"]
-    lines += [f"warning: {w}" for w in res.warnings]
+def process_log(data: dict, folder: Path | None, request_ms: float | None, lang: str = EN) -> str:
+    """Where the clip came from, how long each step took, where the result was saved."""
+    src, timing = data.get("input", {}), data.get("timing", {})
+    lines = [t("log_file", lang, name=src.get("name"), duration=src.get("duration_s", 0), rate=src.get("sample_rate"),
+               channels=src.get("channels")),
+             t("log_granularity", lang, granularity=t(data.get("granularity", "utterance"), lang),
+               chunks=data.get("chunks", 1))]
+    if request_ms is not None:
+        lines.append(t("log_times", lang, decode=timing.get("decode_ms", 0) - timing.get("resample_ms", 0),
+                       resample=timing.get("resample_ms", 0), inference=timing.get("inference_ms", 0),
+                       request=request_ms))
+    if folder is not None:
+        lines.append(t("log_saved", lang, path=folder))
+    lines += [t("log_warning", lang, warning=w) for w in data.get("warnings", [])]
     return "\n".join(lines)
 
 
-def result_files(folder: Path) -> list[str]:
-    """The downloadable files of a result folder that exist."""
-    return [str(folder / n) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE) if (folder / n).is_file()]
+def result_files(folder: Path | None) -> dict[str, str | None]:
+    """The result folder's downloadable files by name (None where absent)."""
+    names = (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)
+    return {n: str(folder / n) if folder is not None and (folder / n).is_file() else None for n in names}
 
 
-def history_summary(data: dict) -> str:
-    """A saved result.json's headline, tendencies and source, in Markdown."""
-    summary = headline(data.get("emoji", ""), data.get("label_zh", ""), str(data.get("emotion", "")),
-                       float(data.get("confidence", 0.0)))
-    return (f"{summary}\n\n{tendencies(data.get('top', []))}\n\n"
-            f"file: `{data.get('input', {}).get('name', '?')}` · {data.get('granularity', '?')} · "
-            f"{data.get('timestamp', '?')}")
+def history_label(data: dict, lang: str = EN) -> str:
+    """One entry of the history list: emotion, confidence, file name and time."""
+    emotion = display_name(str(data.get("emotion", "")), data.get("label_zh"), data.get("emoji"))
+    time = str(data.get("timestamp", "")).replace("T", " ")[:16]
+    return t("history_item", lang, emotion=emotion, confidence=100 * float(data.get("confidence", 0.0)),
+             name=data.get("input", {}).get("name", "?"), time=time)

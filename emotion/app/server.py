@@ -14,27 +14,29 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..audio import MAX_DURATION_S
 from ..errors import EmotionError
 from ..model import MODELS_ROOT
+from .page import CSS, MAX_UPLOAD_MB, page_i18n
 from .settings import Settings, add_audio_options, add_model_options
 
 log = logging.getLogger("app")
 
-MAX_UPLOAD = "100mb"
+MAX_UPLOAD = f"{MAX_UPLOAD_MB}mb"
 
 
 def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike | None = None,
                   max_file_size: str | int = MAX_UPLOAD, host: str = "127.0.0.1", port: int = 7860,
-                  auth: tuple[str, str] | None = None) -> dict:
-    """Safe launch() settings: loopback by default, outputs only, no monitoring, no tracebacks."""
-    from .page import CSS
+                  auth: tuple[str, str] | None = None, max_duration_s: float = MAX_DURATION_S) -> dict:
+    """Safe launch() settings: loopback by default, outputs only, no monitoring, no tracebacks;
+    the page in the browser's language."""
 
     kwargs = dict(
         server_name=host, server_port=port, share=False, mcp_server=False, ssr_mode=False, show_error=False,
         enable_monitoring=False, strict_cors=True, max_file_size=max_file_size,
         allowed_paths=[str(Path(output_root).resolve())],
         blocked_paths=[str(Path(models_root or MODELS_ROOT).resolve())],
-        theme=gr.themes.Soft(), css=CSS, run_history=False,
+        theme=gr.themes.Soft(), css=CSS, run_history=False, i18n=page_i18n(max_duration_s, MAX_UPLOAD_MB),
     )
     if auth:
         kwargs["auth"] = auth
@@ -76,7 +78,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from ..hub import ensure_model
     from ..isolation import IsolatedDecoder
     from ..recognizer import Recognizer
-    from .outputs import sweep_outputs
+    from .outputs import owner_secret, sweep_outputs
     from .page import build_app
     from .service import WebService
 
@@ -92,9 +94,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         if decoder is not None:
             decoder.warm()
         service = WebService(rec, settings.output_dir)
-        demo = build_app(service, queue_size=settings.queue_size)
+        demo = build_app(service, queue_size=settings.queue_size, owner_secret=owner_secret(settings.output_dir))
         demo.launch(prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth))
+                    **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,
+                                    max_duration_s=settings.max_duration_s))
         print(f"Ready: {demo.local_url}", flush=True)
         _block_until_stopped(demo)
         finished = service.close(settings.grace_s)

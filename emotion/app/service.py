@@ -2,31 +2,35 @@
 out and wires; tests call this directly.
 
     service = WebService(recognizer, "outputs")
-    [outcome] = service.serve(["clip.wav"], ["utterance"], [False])
+    [outcome] = service.serve(["clip.wav"], ["utterance"], [False], owner="browser token")
     outcome.result, outcome.folder, outcome.error        # EmotionResult and its saved folder, or why not
 
 Policy kept here: requests of one granularity analysed together (padded batches where the device
-makes that pay); every outcome saved as a result folder; a bad file costs its own request only;
-once the service is closed (SIGTERM) new requests are refused while running ones finish.
+makes that pay); every outcome saved as a result folder, under its owner's own folder (a browser
+or a logged-in user) so that each sees only its own history; a bad file costs its own request
+only; once the service is closed (SIGTERM) new requests are refused while running ones finish;
+one log line per request (file, duration, emotion, time; never audio content).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..audio import AudioError
+from ..audio import AudioError, probe_seconds
 from ..errors import EmotionError
+from ..files import write_folder
 from ..labels import label_keys
 from ..recognizer import GRANULARITIES, BusyError
-from ..files import write_folder
 from ..results import EmotionResult, next_folder, write_result
 from . import outputs
-from .tables import batch_files, batch_table
+from .outputs import USERS  # output_root/users/<owner digest>/<result folder>: one per browser or login
+from .bookkeeping import Drain, SpeedMeter, WaitingLine, rss_mb
+from .tables import batch_files, batch_rows
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +45,6 @@ class RequestError(EmotionError):
     """A request that cannot be served; the message is for the user."""
 
 
-class Drain:
-    """Requests in flight; once closed it refuses new ones and waits for the running to finish."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._running = 0
-        self.closed = False
-
-    def enter(self) -> bool:
-        with self._cond:
-            if self.closed:
-                return False
-            self._running += 1
-            return True
-
-    def leave(self) -> None:
-        with self._cond:
-            self._running -= 1
-            self._cond.notify_all()
-
-    def close(self, grace_s: float) -> bool:
-        """Refuse new requests; True if those running finished within grace_s."""
-        with self._cond:
-            self.closed = True
-            return self._cond.wait_for(lambda: self._running == 0, timeout=grace_s)
-
-
 @dataclass
 class Outcome:
     """One request's end: a saved result, or the reason there is none."""
@@ -77,6 +54,7 @@ class Outcome:
     folder: Path | None = None  # where the result was saved
     request_ms: float = 0.0
     error: str | None = None  # "<name>: <reason>", for the user
+    code: str | None = None  # an emotion.audio.REASONS code when the file was refused
 
     @property
     def ok(self) -> bool:
@@ -91,27 +69,16 @@ class Outcome:
 
 @dataclass
 class BatchOutcome:
-    rows: list[dict]  # one per file, in the batch command's row shape
-    columns: list[str]
+    rows: list[dict]  # one per file, in the `emotion batch` row shape
+    results: list  # EmotionResult or AudioError per file
     folder: Path  # the saved CSV (and embeddings zip)
     files: list[Path]
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
-    @property
-    def summary(self) -> str:
-        return f"{len(self.rows) - len(self.failed)} analysed, {len(self.failed)} failed · saved in {self.folder.name}"
 
-
-def rss_mb() -> float | None:
-    """This process's resident memory in MB, from /proc (no psutil)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+def owner_digest(owner: str) -> str:
+    """The folder name of an owner's results: a digest, so the folder does not reveal the token."""
+    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
 
 
 class WebService:
@@ -122,6 +89,9 @@ class WebService:
         self.output_root = Path(output_root).resolve()
         self.output_root.mkdir(parents=True, exist_ok=True)
         self.drain = Drain()
+        self.speed = SpeedMeter()
+        self.line = WaitingLine()
+        self.labels = label_keys(recognizer.model.labels)
 
     def status(self) -> dict:
         """The model in use and the memory it takes: name, device, dtype, rss_mb (and gpu_mb)."""
@@ -131,6 +101,10 @@ class WebService:
 
             info["gpu_mb"] = torch.cuda.memory_allocated() / 2**20
         return info
+
+    def results_root(self, owner: str | None) -> Path:
+        """Where an owner's results go (no owner: the output folder itself, as for API calls)."""
+        return self.output_root / USERS / owner_digest(owner) if owner else self.output_root
 
     def _guarded(self, work: Callable, refused):
         if not self.drain.enter():
@@ -142,13 +116,18 @@ class WebService:
 
     # -- one clip per request (several when requests are coalesced) --------------------------
 
-    def serve(self, paths: list, granularities: list[str], embeddings: list[bool]) -> list[Outcome]:
-        """Each request's Outcome. Requests of one granularity are analysed together."""
+    def serve(self, paths: list, granularities: list[str], embeddings: list[bool],
+              owners: list[str | None] | None = None, tickets: list[str | None] | None = None) -> list[Outcome]:
+        """Each request's Outcome. Requests of one granularity are analysed together; tickets are
+        announce()'s, so the waiting line forgets them."""
+        for ticket in tickets or []:
+            self.line.leave(ticket)
         names = [Path(str(p)).name if p else "" for p in paths]
-        return self._guarded(lambda: self._serve(paths, granularities, embeddings, names),
+        owners = owners or [None] * len(paths)
+        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names),
                              lambda: [Outcome(n, error=SHUTTING_DOWN) for n in names])
 
-    def _serve(self, paths, granularities, embeddings, names) -> list[Outcome]:
+    def _serve(self, paths, granularities, embeddings, owners, names) -> list[Outcome]:
         start = time.perf_counter()
         outcomes: list[Outcome | None] = [None] * len(paths)
         by_granularity: dict[str, list[int]] = {}
@@ -161,7 +140,9 @@ class WebService:
                 by_granularity.setdefault(gran, []).append(i)
         for gran, idx in by_granularity.items():
             for i, res in zip(idx, self._recognize([paths[i] for i in idx], gran)):
-                outcomes[i] = self._save(names[i], res, bool(embeddings[i]), start)
+                outcomes[i] = self._save(names[i], res, bool(embeddings[i]), owners[i], start)
+        for o in outcomes:
+            self._log(o)
         return outcomes
 
     def _recognize(self, paths: list, granularity: str) -> list:
@@ -173,60 +154,94 @@ class WebService:
             log.exception("recognition failed")
             return [NOT_ANALYSED] * len(paths)
 
-    def _save(self, name: str, res, embedding: bool, start: float) -> Outcome:
+    def _save(self, name: str, res, embedding: bool, owner: str | None, start: float) -> Outcome:
         if isinstance(res, AudioError):
-            return Outcome(name, error=f"{res.name}: {res.reason}")
+            return Outcome(name, error=f"{res.name}: {res.reason}", code=res.code)
         if not isinstance(res, EmotionResult):
             return Outcome(name, error=f"{name}: {res or NOT_ANALYSED}")
         try:
-            folder = write_result(res, self.output_root, embedding=embedding)
+            folder = write_result(res, self.results_root(owner), embedding=embedding)
         except OSError as exc:
             log.error("could not save a result: %s", exc)
             return Outcome(name, error=f"{name}: the result could not be saved ({exc.strerror or 'write error'})")
-        return Outcome(name, res, folder, (time.perf_counter() - start) * 1000)
+        elapsed = time.perf_counter() - start
+        self.speed.add(res.input.get("duration_s", 0.0), elapsed)
+        return Outcome(name, res, folder, elapsed * 1000)
+
+    @staticmethod
+    def _log(o: Outcome) -> None:
+        if o.ok:
+            log.info("request: %s, %.2f s of audio, %s %.3f, %.0f ms", o.name, o.result.input.get("duration_s", 0),
+                     o.result.emotion, o.result.confidence, o.request_ms)
+        else:
+            log.info("request: %s failed: %s", o.name, o.error)
+
+    def announce(self, path: str) -> tuple[str, int, float | None, float | None]:
+        """A request about to queue: (ticket for serve(), requests ahead of it, estimated seconds
+        until its result at the speed measured so far or None, its audio's declared length)."""
+        duration = probe_seconds(path)
+        ticket, ahead, ahead_s = self.line.join(duration or 0.0)
+        wait = self.speed.seconds_for(ahead_s + (duration or 0.0)) if duration else None
+        return ticket, ahead, wait, duration
 
     # -- many files, one table ------------------------------------------------------------------
 
-    def batch(self, paths: list[str], granularity: str, embedding: bool,
-              on_result: Callable[[int, object], None] | None = None) -> BatchOutcome:
-        """Analyse `paths` into one table (saved as CSV, with an embeddings zip if asked)."""
+    def batch(self, paths: list[str], embedding: bool, owner: str | None = None,
+              on_progress: Callable[[int, int, str, float | None], None] | None = None) -> BatchOutcome:
+        """Analyse `paths` one model batch at a time into one table (saved as the batch command's
+        CSV, with an embeddings zip if asked). on_progress(done, total, name, eta_s) after each file."""
         if not paths:
             raise RequestError("no files: choose one or more audio files")
-        if granularity not in GRANULARITIES:
-            raise RequestError(f"unknown granularity {granularity!r}")
 
         def refused():
             raise RequestError(SHUTTING_DOWN)
 
-        return self._guarded(lambda: self._batch(paths, granularity, embedding, on_result), refused)
+        return self._guarded(lambda: self._batch(paths, embedding, owner, on_progress), refused)
 
-    def _batch(self, paths, granularity, embedding, on_result) -> BatchOutcome:
+    def _batch(self, paths, embedding, owner, on_progress) -> BatchOutcome:
+        start, done = time.perf_counter(), [0]
+
+        def tick(i: int, _res) -> None:
+            done[0] += 1
+            elapsed = time.perf_counter() - start
+            eta = elapsed / done[0] * (len(paths) - done[0]) if done[0] < len(paths) else 0.0
+            if on_progress:
+                on_progress(done[0], len(paths), Path(paths[i]).name, eta)
+
         try:
-            results = self.recognizer.recognize_many(paths, granularity=granularity, on_result=on_result)
+            results = self.recognizer.recognize_many(paths, on_result=tick)
         except BusyError as exc:
             raise RequestError(str(exc)) from None
         except Exception:
             log.exception("batch failed")
             raise RequestError("the batch could not be analysed") from None
-        keys = label_keys(self.recognizer.model.labels)
-        rows, columns = batch_table(paths, results, keys)
-        files = batch_files(rows, columns, results, embedding)
+        rows = batch_rows(paths, results, self.labels)
+        files = batch_files(rows, self.labels, results, embedding)
         try:
-            folder = write_folder(next_folder(self.output_root), files)
+            folder = write_folder(next_folder(self.results_root(owner)), files)
         except OSError as exc:
             raise RequestError(f"the results could not be saved: {exc.strerror}") from None
-        failed = [(r["path"], r["error"]) for r in rows if r.get("error")]
-        return BatchOutcome(rows, columns, folder, [folder / name for name in files], failed)
+        failed = [(r["id"], r["error"]) for r in rows if r.get("error")]
+        log.info("batch: %d files, %d failed, %.1f s", len(paths), len(failed), time.perf_counter() - start)
+        return BatchOutcome(rows, results, folder, [folder / name for name in files], failed)
 
     # -- earlier results ------------------------------------------------------------------------
 
-    def history(self) -> list[str]:
-        return outputs.list_results(self.output_root)
+    def history(self, owner: str | None) -> list[tuple[str, dict]]:
+        """An owner's saved results, newest first: (name, result JSON)."""
+        root = self.results_root(owner)
+        entries = []
+        for name in outputs.list_results(root):
+            try:
+                entries.append((name, outputs.read_result(root, name)[0]))
+            except outputs.NoSuchResult:
+                continue
+        return entries
 
-    def reopen(self, name: str | None) -> tuple[dict, Path]:
-        """An earlier result's JSON and its folder."""
+    def reopen(self, name: str | None, owner: str | None) -> tuple[dict, Path]:
+        """One of the owner's results: its JSON and its folder."""
         try:
-            return outputs.read_result(self.output_root, name)
+            return outputs.read_result(self.results_root(owner), name)
         except outputs.NoSuchResult as exc:
             raise RequestError(str(exc)) from None
 

@@ -1,5 +1,6 @@
-"""The web app's batch table and its downloads: the batch command's row shape, as a CSV and an
-embeddings zip."""
+"""The web app's batch table: rows in the `emotion batch` shape (so both CSVs have the same
+columns), the files saved with them, and the table the page shows (the reason beside the file
+name, percentages, emoji and Chinese names)."""
 
 from __future__ import annotations
 
@@ -11,27 +12,37 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from ..audio import AudioError
-from ..batch.rows import result_row
+from ..batch.job import file_stat
+from ..batch.rows import result_row, row_schema
+from ..labels import display_name
+from .text import EN, t
 
 BATCH_TABLE = "batch_results.csv"
 BATCH_EMBEDDINGS = "embeddings.zip"
-DIGITS = 6  # scores in the table are rounded to this many places
 
 
-def batch_table(paths: list[str], results: list, keys: list[str]) -> tuple[list[dict], list[str]]:
-    """One row per file (its name, emotion, confidence, every score, duration, error)."""
-    columns = ["path", "emotion", "confidence", *keys, "duration_s", "error"]
+def batch_rows(paths: list[str], results: list, keys: list[str]) -> list[dict]:
+    """One `emotion batch` row per uploaded file; id and path are the file's name (the upload's
+    temporary path means nothing to the user)."""
     rows = []
     for path, res in zip(paths, results):
-        row = result_row(res, Path(path).name)
-        rows.append({c: round(v, DIGITS) if isinstance(v, float) else v for c, v in row.items() if c in columns})
-    return rows, columns
+        name = Path(path).name
+        size, mtime = file_stat(path)
+        sha = None if isinstance(res, AudioError) else res.input.get("sha256")
+        rows.append(result_row(res, name, id=name, label=None, size=size, mtime_ns=mtime, sha256=sha))
+    return rows
 
 
-def _write_csv(fh: BinaryIO, rows: list[dict], columns: list[str]) -> None:
-    import pandas as pd
+def _write_csv(fh: BinaryIO, rows: list[dict], keys: list[str]) -> None:
+    import csv
 
-    fh.write(pd.DataFrame(rows, columns=columns).to_csv(index=False).encode("utf-8"))
+    text = io.StringIO()
+    columns = list(row_schema(keys))
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    fh.write(text.getvalue().encode("utf-8"))
 
 
 def _write_embeddings_zip(fh: BinaryIO, embeddings: list[tuple[str, np.ndarray]]) -> None:
@@ -46,12 +57,30 @@ def _write_embeddings_zip(fh: BinaryIO, embeddings: list[tuple[str, np.ndarray]]
             zf.writestr(f"{Path(name).stem}{'_' + str(n) if n else ''}.npy", npy.getvalue())
 
 
-def batch_files(rows: list[dict], columns: list[str], results: list,
+def batch_files(rows: list[dict], keys: list[str], results: list,
                 embedding: bool) -> dict[str, Callable[[BinaryIO], object]]:
     """The files of a batch's result folder: name -> writer."""
-    files = {BATCH_TABLE: lambda fh: _write_csv(fh, rows, columns)}
-    embeddings = [(row["path"], res.embedding) for row, res in zip(rows, results)
-                  if not isinstance(res, AudioError)]
+    files = {BATCH_TABLE: lambda fh: _write_csv(fh, rows, keys)}
+    embeddings = [(row["id"], res.embedding) for row, res in zip(rows, results) if not isinstance(res, AudioError)]
     if embedding and embeddings:
         files[BATCH_EMBEDDINGS] = lambda fh: _write_embeddings_zip(fh, embeddings)
     return files
+
+
+def display_table(rows: list[dict], keys: list[str], lang: str = EN):
+    """The page's table: file, status (the reason when it failed), emotion, confidence and every
+    score in percent, duration."""
+    import pandas as pd
+
+    score_columns = [f"{display_name(k)} %" for k in keys]
+    columns = [t("col_file", lang), t("col_status", lang), t("col_emotion", lang), t("col_confidence", lang),
+               *score_columns, t("col_duration", lang)]
+    out = []
+    for row in rows:
+        failed = bool(row.get("error"))
+        pct = [None if failed else round(100 * float(row[k]), 1) for k in keys]
+        out.append([row["id"], f"⚠️ {row['error']}" if failed else t("ok", lang),
+                    None if failed else display_name(row["emotion"]),
+                    None if failed else round(100 * float(row["confidence"]), 1), *pct,
+                    None if failed else row.get("duration_s")])
+    return pd.DataFrame(out, columns=columns)

@@ -23,6 +23,10 @@ class ManifestError(EmotionError, ValueError):
     """A manifest that cannot be read: the message names the file and the line."""
 
 
+class InputNotFoundError(EmotionError, FileNotFoundError):
+    """An input named on the command line that does not exist: nothing is started."""
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """One input file of a job."""
@@ -70,7 +74,11 @@ def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
 
 def gather_inputs(inputs: Iterable[str | os.PathLike], manifests: bool = True) -> list[BatchItem]:
     """Files as given; folders searched recursively for audio extensions (sorted); .csv and .jsonl
-    files read as manifests (unless manifests=False).  An input named twice is kept once."""
+    files read as manifests (unless manifests=False).  An input named twice is kept once; an
+    input that does not exist raises InputNotFoundError before anything is read."""
+    missing = [str(given) for given in inputs if not Path(given).exists()]
+    if missing:
+        raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
     items: list[BatchItem] = []
     for given in inputs:
         p = Path(given)

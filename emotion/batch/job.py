@@ -56,7 +56,8 @@ class Scored:
 class BatchSummary:
     total: int  # inputs of this job
     skipped: int  # already in the output
-    processed: int  # analysed by this run
+    processed: int  # taken on by this run (failures included)
+    failed_now: int = 0  # of which could not be analysed
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) over the whole job
     rows: list[dict] = field(default_factory=list)  # the job's summary rows, in input order
     seconds: float = 0.0
@@ -256,6 +257,7 @@ def run_job(items: list[BatchItem], sink, scorer: Callable[[list[BatchItem]], It
                     rows[-1]["embedding"] = name
             sink.append(rows)
             summary.processed += 1
+            summary.failed_now += bool(rows[-1].get("error"))
             summary.audio_s += scored.audio_s
             elapsed = max(time.perf_counter() - start, 1e-9)
             bar.update(1)

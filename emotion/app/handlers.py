@@ -1,0 +1,191 @@
+"""The page's event handlers: Gradio values in, a WebService call, Gradio updates out.
+
+A failed request never raises on the page: it replaces whatever result was shown with the file's
+name and reason, in the result's place and in the processing log (gr.Error, which marks every
+output, is kept for the /analyse API, where a client wants an exception)."""
+
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gradio as gr
+
+from ..model import PROJECT_ROOT
+from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
+from . import render
+from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
+from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
+from .text import EN, REASONS_ZH, ZH, lang_of, t
+
+EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
+KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
+
+
+@dataclass
+class ResultView:
+    """The components that show one result (emotion.app.page.result_view builds them)."""
+
+    headline: gr.Markdown
+    tendencies: gr.Markdown
+    scores: gr.Label
+    timeline: gr.LinePlot
+    segments: gr.Dataframe
+    player: gr.Audio
+    dl_json: gr.DownloadButton
+    dl_embedding: gr.DownloadButton
+    dl_audio: gr.DownloadButton
+    log: gr.Textbox
+    json: gr.JSON
+
+    def outputs(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def empty_values(lang: str, headline: str | None = None, log: str = "") -> tuple:
+    """The result view with nothing in it: the empty state, or a message in the result's place."""
+    hidden = gr.update(value=None, visible=False)
+    return (headline if headline is not None else t("empty_result", lang), "", hidden, hidden, hidden, hidden,
+            hidden, hidden, hidden, log, None)
+
+
+def result_values(data: dict, folder: Path | None, request_ms: float | None, lang: str) -> tuple:
+    """The result view showing one result's JSON (a fresh result or a saved result.json)."""
+    files = render.result_files(folder)
+    points, segments = render.timeline_points(data, lang), render.segment_table(data, lang)
+    frame = points is not None
+    return (
+        render.headline(data, lang), render.tendencies(data, lang),
+        gr.update(value=render.score_labels(data), visible=True),
+        gr.update(value=points, x=t("col_time", lang), y=t("col_score", lang), color=t("col_emotion", lang),
+                  visible=frame) if frame else gr.update(value=None, visible=False),
+        gr.update(value=segments, visible=segments is not None),
+        gr.update(value=files[AUDIO_FILE], visible=files[AUDIO_FILE] is not None),
+        *(gr.update(value=files[n], visible=files[n] is not None) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
+        render.process_log(data, folder, request_ms, lang), data,
+    )
+
+
+def error_text(outcome: Outcome, lang: str) -> str:
+    """A failed request's message in the page's language (the English reason kept in Chinese)."""
+    if outcome.error in KNOWN_ERRORS:
+        return t(KNOWN_ERRORS[outcome.error], lang)
+    if lang == ZH and outcome.code in REASONS_ZH:
+        return f"{outcome.name}：{REASONS_ZH[outcome.code]}（{outcome.error}）"
+    return outcome.error
+
+
+def outcome_values(outcome: Outcome, lang: str) -> tuple:
+    if not outcome.ok:
+        message = error_text(outcome, lang)
+        return empty_values(lang, f"### {t('failed', lang, error=message)}", t("log_error", lang, error=message))
+    return result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang)
+
+
+class Handlers:
+    """Every event of the page, bound to one service."""
+
+    def __init__(self, service: WebService):
+        self.service = service
+
+    @staticmethod
+    def _owner(token: str | None, request: gr.Request | None) -> str | None:
+        """Whose results these are: the logged-in user, else this browser's token."""
+        user = getattr(request, "username", None) if request is not None else None
+        return f"user:{user}" if user else token
+
+    def on_load(self, token: str | None, request: gr.Request):
+        token = token or uuid.uuid4().hex  # 128 random bits, kept in this browser's storage
+        lang = lang_of(request.headers.get("accept-language") if request is not None else None)
+        return (token, lang, render.status_text(self.service.status(), lang),
+                self.history_refresh(token, lang, request))
+
+    def announce(self, file: str | None, mic: str | None, lang: str):
+        """Before the request queues: what it is waiting for, with an estimate where one is honest."""
+        path = file or mic
+        if not path:
+            return gr.update(), None
+        ticket, ahead, wait_s, duration = self.service.announce(path)
+        name = Path(path).name
+        message = (t("queued", lang, name=name, ahead=ahead) if ahead else
+                   t("analysing", lang, name=name, duration=duration) if duration else f"⏳ {name}")
+        if wait_s is not None:
+            message += t("estimate", lang, seconds=wait_s)
+        return message, ticket
+
+    def analyse(self, file, mic, granularity, want_embedding, token, lang, ticket, request: gr.Request):
+        [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
+                                       [self._owner(token, request)], [ticket])
+        return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang))
+
+    def analyse_many(self, files, mics, granularities, want_embeddings, tokens, langs, tickets):
+        outcomes = self.service.serve([f or m for f, m in zip(files, mics)], granularities, want_embeddings,
+                                      tokens, tickets)
+        rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang))
+                for o, lang in zip(outcomes, langs)]
+        return tuple(list(col) for col in zip(*rows))
+
+    def analyse_api(self, file, granularity, want_embedding) -> dict:
+        [outcome] = self.service.serve([file], [granularity], [want_embedding])
+        if not outcome.ok:
+            raise gr.Error(outcome.error, print_exception=False)
+        return outcome.to_api()
+
+    def analyse_api_many(self, files, granularities, want_embeddings):
+        return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings)],)
+
+    def cleared(self, lang: str):
+        """A new input replaced the other one: it and the old result go."""
+        return (None, *empty_values(lang))
+
+    def cleared_view(self, lang: str):
+        return empty_values(lang)
+
+    def example(self):
+        """The shipped example, copied into the temp dir so it is served like any upload."""
+        if not EXAMPLE_AUDIO.is_file():
+            raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
+        dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
+            shutil.copyfile(EXAMPLE_AUDIO, dest)
+        return str(dest), None
+
+    def batch(self, files, want_embedding, token, lang, request: gr.Request, progress=gr.Progress()):
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        if paths:
+            progress(0, desc=t("batch_start", lang, name=Path(paths[0]).name))
+
+        def on_progress(done: int, total: int, name: str, eta_s: float | None) -> None:
+            desc = t("batch_progress", lang, done=done, total=total, name=name)
+            if eta_s and eta_s >= 1:
+                desc += t("batch_eta", lang, seconds=eta_s)
+            progress((done, total), desc=desc, unit="files")
+
+        try:
+            out = self.service.batch(paths, want_embedding, self._owner(token, request), on_progress)
+        except RequestError as exc:
+            message = t("no_files", lang) if not paths else str(exc)
+            return f"### {t('failed', lang, error=message)}", gr.update(visible=False), gr.update(visible=False), None
+        summary = t("batch_summary", lang, total=len(out.rows), ok=len(out.rows) - len(out.failed),
+                    failed=len(out.failed), path=out.folder / BATCH_TABLE)
+        if out.failed:
+            summary += "\n\n" + t("batch_failed", lang, items="; ".join(f"{n} ({r})" for n, r in out.failed))
+        zip_path = out.folder / BATCH_EMBEDDINGS
+        return (summary, gr.update(value=str(out.folder / BATCH_TABLE), visible=True),
+                gr.update(value=str(zip_path), visible=zip_path.is_file()),
+                display_table(out.rows, self.service.labels, lang))
+
+    def history_refresh(self, token, lang, request: gr.Request):
+        entries = self.service.history(self._owner(token, request))
+        choices = [(render.history_label(data, lang), name) for name, data in entries]
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def history_open(self, name, token, lang, request: gr.Request):
+        try:
+            data, folder = self.service.reopen(name, self._owner(token, request))
+        except RequestError:
+            message = t("choose_result", lang) if not name else t("no_such_result", lang, name=name)
+            return empty_values(lang, f"### {t('failed', lang, error=message)}")
+        return result_values(data, folder, None, lang)
