@@ -77,6 +77,7 @@ def test_installed_console_script(tmp_path):
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     script = prefix / "bin" / "emotion"
     assert script.is_file() and (site / "emotion" / "app" / "cli.py").is_file()
+    assert (site / "emotion" / "app" / "text.json").is_file()  # package data travels too
     env = {**os.environ, "PYTHONPATH": str(site)}
     p = subprocess.run([str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

@@ -77,3 +77,18 @@ def test_announce_estimates_from_measured_speed(service, audio_dir):
     _, ahead, wait, duration = service.announce(str(audio_dir / "mono_22050.wav"))
     assert ahead == 0 and wait is not None and wait > 0
     assert abs(wait - duration / service.speed.audio_per_s) < 1e-9
+
+
+def test_every_text_has_both_languages_with_the_same_placeholders():
+    import string
+
+    from emotion.app.text import REASONS_ZH, TEXT
+    from emotion.audio import REASONS
+
+    def fields(s):
+        return sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)
+
+    for key, (en, zh) in TEXT.items():
+        assert en and zh, key
+        assert fields(en) == fields(zh), key
+    assert set(REASONS_ZH) == set(REASONS)

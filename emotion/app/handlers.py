@@ -17,7 +17,7 @@ from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
 from . import render
 from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
 from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
-from .text import EN, REASONS_ZH, ZH, lang_of, t
+from .text import REASONS_ZH, ZH, lang_of, t
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
 KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
