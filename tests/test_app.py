@@ -36,7 +36,7 @@ def serve(tmp_path, monkeypatch, tiny_model):
         service = WebService(recognizer, out)
         demo = build_app(service, queue_size=queue_size or 16, coalesce=coalesce)
         kwargs = launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(),
-                               auth="", **overrides)
+                               **overrides)
         demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
         started.append(demo)
         return demo, demo.local_url, out, service
@@ -351,3 +351,14 @@ def test_app_process_serves_then_stops_cleanly_on_sigterm(tmp_path, tiny_model, 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_with_a_login_results_belong_to_the_user_not_the_browser(serve, tiny_recognizer, clip):
+    _, url, out, service = serve(tiny_recognizer, auth=("alice", "secret words"))
+    client = Client(url, verbose=False, auth=("alice", "secret words"))
+    view = recognize(client, clip, token="whatever this browser says")
+    mine = service.history("user:alice")
+    assert len(mine) == 1 and not service.history("whatever this browser says")
+    assert str(service.results_root("user:alice")) in view["log"]
+    again = named(client.predict(mine[0][0], "another browser", api_name="/history_open"))
+    assert again["json"]["emotion"] == view["json"]["emotion"]
