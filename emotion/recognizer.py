@@ -87,7 +87,13 @@ class Recognizer:
         return self.model.config.total_stride / SAMPLE_RATE
 
     def model_info(self) -> dict:
-        return {"name": self.model.name, "dtype": self.model.dtype_name, "device": str(self.model.device)}
+        """Which model and head answer, for people (status lines) and for results' `model`: name
+        (the folder), dtype, device, base (the folder whose weights run), head ("released" or
+        "adapted"), classes (the head's, in order) and summary (all of it in one line)."""
+        m = self.model
+        return {"name": m.name, "dtype": m.dtype_name, "device": str(m.device), "base": m.base_name,
+                "head": "adapted" if m.adapter else "released",
+                "classes": [lb.key for lb in m.labels if not lb.masked], "summary": m.describe()}
 
     def warmup(self, seconds: Sequence[float] | None = None) -> None:
         """Run the shapes a first request meets so its kernels and allocations are warm.

@@ -71,7 +71,8 @@ def cmd_recognize(args, settings: Settings) -> int:
             return
         note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
         warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
-        print(f"{res.label.emoji} {res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
+        emoji = f"{res.label.emoji} " if res.label.emoji else ""  # an adapted label has none
+        print(f"{emoji}{res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
               flush=True)
 
     try:
@@ -100,11 +101,12 @@ def _scorer(args, settings: Settings):
                                                           use_hash=args.hash)
     from ..batch.distributed import ray_scorer
     from ..hub import ensure_model
-    from ..labels import label_keys, read_tokens
+    from ..labels import label_keys
+    from ..model import model_labels
 
     model_dir = ensure_model(settings.model, settings.offline)
     limits = {"max_duration_s": settings.max_duration_s, "max_decode_s": settings.max_decode_s}
-    return label_keys(read_tokens(model_dir / "tokens.txt")), ray_scorer(
+    return label_keys(model_labels(model_dir)), ray_scorer(
         model_dir, None if args.ray == "local" else args.ray, settings.device, settings.dtype,
         segment=args.segment, use_hash=args.hash, replicas=args.replicas,
         cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits)
