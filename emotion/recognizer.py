@@ -155,6 +155,11 @@ class Recognizer:
             logits = proj(x.to(self.model.device, proj.weight.dtype)).float().cpu()
         return torch.softmax(logits + self._logit_mask, dim=-1)
 
+    def head_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) of this model's head for utterance embeddings (N, D), as
+        analyse() computes them (e.g. for embeddings saved by a batch run or a cache)."""
+        return self._head(torch.as_tensor(np.asarray(embeddings, dtype=np.float32))).numpy()
+
     def _windows(self, wave: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """(offset, piece) windows of a normalised wave: the whole wave unless it is longer than
         chunk_s, else equal windows of at most chunk_s."""
