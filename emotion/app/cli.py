@@ -175,7 +175,7 @@ def synthetic_clips(folder: Path) -> list[Path]:
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    from ..verify import COSINE_BOUND, SCORE_BOUND, verify
+    from ..verify import COSINE_BOUND, SCORE_BOUND, base_weights_match, verify
 
     rec = _recognizer(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,14 +183,17 @@ def cmd_verify(args, settings: Settings) -> int:
         example = rec.model.path / "example" / "test.wav"
         if not clips:
             clips = ([example] if example.is_file() else []) + synthetic_clips(Path(tmp))
-        print(f"comparing {rec.model.name} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
+        print(f"comparing {rec.model.describe()} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
               f"AutoModel on {len(clips)} clips", flush=True)
         rows = verify(rec, clips)
+    same_base = base_weights_match(rec)
+    if same_base is not None:
+        print(f"base model.pt sha256 {'matches' if same_base else 'DIFFERS FROM'} the one the head was trained on")
     print(f"{'clip':<32} {'granularity':<11} {'max |score diff|':>16} {'embedding cosine':>17} top-1")
     for r in rows:
         print(f"{r.name[:32]:<32} {r.granularity:<11} {r.max_score_diff:>16.2e} {r.cosine:>17.7f} "
               f"{'same' if r.same_top1 else 'DIFFERENT'}")
-    ok = all(r.ok for r in rows)
+    ok = all(r.ok for r in rows) and same_base is not False
     print(f"largest score difference {max(r.max_score_diff for r in rows):.2e} (bound {SCORE_BOUND:g}), lowest "
           f"embedding cosine {min(r.cosine for r in rows):.7f} (bound {COSINE_BOUND}): {'PASS' if ok else 'FAIL'}")
     return 0 if ok else EXIT_FAILED
