@@ -91,7 +91,10 @@ def test_second_run_reuses_the_cache(adapted, clips, tiny_recognizer):
     assert read_adapter(outcome.folder).trained["l2"] == 10.0  # the folder was replaced
 
 
-def test_adapted_folder_loads_with_its_labels(adapted, clips):
+def test_adapted_folder_loads_with_its_labels(adapted, clips, tiny_recognizer):
+    released = tiny_recognizer.model_info()
+    assert released["head"] == "released" and released["base"] == released["name"] == "tiny"
+    assert released["summary"] == "tiny (released head, 9 classes)"
     outcome, _ = adapted
     rec = Recognizer.load(outcome.folder, device="cpu", warmup=False)
     info = rec.model_info()
@@ -157,6 +160,11 @@ def test_other_refusals(clips, tiny_model, tmp_path):
         plan_adapt(clips / "train.csv", other)
     with pytest.raises(AdaptError, match="not an adapted model folder"):
         check_target(tiny_model)  # --out must never replace a model's weights
+    with pytest.raises(AdaptError, match="must be an existing .csv or .jsonl file"):
+        plan_adapt(tmp_path / "missing.csv")
+    (tmp_path / "binary.csv").write_bytes(b"path,label\n\xff\xfe\x00")
+    with pytest.raises(AdaptError, match="cannot be read as a manifest"):
+        plan_adapt(tmp_path / "binary.csv")
     with pytest.raises(AdaptError, match="between 0 and 1"):
         plan_adapt(clips / "train.csv", holdout=1.5)
 

@@ -14,6 +14,7 @@ as an adapted folder (emotion.adapter).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ from ..errors import EmotionError
 from ..files import atomic_file, file_sha256
 from .evaluation import Evaluation, evaluate, normalize_label
 from .head import L2, fit_linear, predict
-from .inputs import BatchItem, read_manifest
+from .inputs import MANIFEST_EXTENSIONS, BatchItem, read_manifest
 from .job import local_scorer
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,13 @@ class AdaptPlan:
 
 
 def _labelled(path: Path, role: str) -> tuple[list[BatchItem], int]:
-    items = read_manifest(path)
+    """The manifest's rows that carry a label, and how many do not."""
+    if path.suffix.lower() not in MANIFEST_EXTENSIONS or not path.is_file():
+        raise AdaptError(f"{path}: the {role} manifest must be an existing .csv or .jsonl file")
+    try:
+        items = read_manifest(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise AdaptError(f"{path} cannot be read as a manifest ({exc})") from None
     if not items:
         raise AdaptError(f"{path} lists no files")
     labelled = [it for it in items if it.label]
