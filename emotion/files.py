@@ -119,12 +119,14 @@ def _write_synced(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.fsync(fh.fileno())
 
 
-def write_folder(target: str | os.PathLike, files: dict[str, Callable[[BinaryIO], object]]) -> Path:
+def write_folder(target: str | os.PathLike, files: dict[str, Callable[[BinaryIO], object]],
+                 replace: bool = False) -> Path:
     """Write `files` (name -> function writing the content to a binary file object) as the new
-    folder `target`, sealed by manifest.json written last; return `target`.
+    folder `target`, sealed by manifest.json written last; return `target`.  An existing `target`
+    is an error unless `replace` (see staged_folder).
 
     Raises ResultWriteError (an OSError) when the disk refuses; then nothing is left behind."""
-    with staged_folder(target) as tmp:
+    with staged_folder(target, replace=replace) as tmp:
         try:
             manifest = {}
             for name, write in files.items():

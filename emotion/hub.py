@@ -13,8 +13,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .adapter import is_adapted, read_adapter
 from .files import staged_folder
-from .model import KNOWN_MODELS, MODELS_ROOT, ModelNotFoundError, missing_files, not_found_message, resolve_model_dir
+from .model import (KNOWN_MODELS, MODELS_ROOT, ModelNotFoundError, base_dir, missing_files, not_found_message,
+                    resolve_model_dir)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,11 @@ def ensure_model(model: str | os.PathLike | None = None, offline: bool = False) 
     """The model folder for `model` (see resolve_model_dir), downloaded first when it is the
     missing folder of a known model; otherwise a missing folder raises ModelNotFoundError."""
     folder = resolve_model_dir(model)
+    if is_adapted(folder):  # a head of ours on a released model: that model is what may be missing
+        base = base_dir(read_adapter(folder))
+        if missing_files(base) and base.name in KNOWN_MODELS:
+            download_model(base.name, base, offline)
+        return folder
     if not missing_files(folder):
         return folder
     if folder.name in KNOWN_MODELS:

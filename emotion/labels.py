@@ -30,12 +30,22 @@ class Label:
 
 
 def display_name(key: str, zh: str | None = None, emoji: str | None = None) -> str:
-    """How a class is shown to people: "😊 开心 / Happy"; a class the tables do not know (an
-    adapted model's own label) shows its own name alone. zh and emoji default to the tables'."""
-    zh = CHINESE.get(key, key) if zh is None else zh
-    emoji = EMOJI.get(key, "") if emoji is None else emoji
-    name = f"{zh} / {key.capitalize()}" if zh and zh != key else key.capitalize()
-    return f"{emoji} {name}" if emoji and emoji != "•" else name
+    """How a class is shown to people: "😊 开心 / Happy" for a class the tables know; a label they
+    do not know (an adapted head's "frustrated") shows its own name as written, with no emoji.
+    zh and emoji default to the tables'."""
+    zh = CHINESE.get(key.lower(), "") if zh is None else zh
+    emoji = EMOJI.get(key.lower(), "") if emoji is None else emoji
+    name = f"{zh} / {key.capitalize()}" if zh and zh != key else key
+    return f"{emoji} {name}" if emoji else name
+
+
+def make_label(name: str, token: str | None = None, masked: bool = False) -> Label:
+    """A class by its name: one of the released nine (any case) gets its Chinese name and emoji;
+    any other name is its own display name, with no Chinese name and no emoji."""
+    low = name.lower()
+    if low in EMOJI:
+        return Label(name, CHINESE[low], EMOJI[low], token or name, masked)
+    return Label(name, "", "", token or name, masked)
 
 
 def parse_tokens(lines: list[str]) -> list[Label]:
@@ -52,8 +62,10 @@ def parse_tokens(lines: list[str]) -> list[Label]:
             key = token.rsplit("/", 1)[1].strip().lower()
         else:
             key = token.strip()
-        zh = token.split("/", 1)[0] if "/" in token else CHINESE.get(key, key)
-        labels.append(Label(key, zh, EMOJI.get(key, "•"), token, masked))
+        label = make_label(key, token, masked)
+        if "/" in token:  # the file's own Chinese name wins over the table's
+            label = Label(key, token.split("/", 1)[0], label.emoji, token, masked)
+        labels.append(label)
     keys = label_keys(labels)
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:

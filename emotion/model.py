@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from .adapter import HEAD_FILE, Adapter, is_adapted, read_adapter
 from .config import NetworkConfig, load_config
 from .errors import EmotionError, SettingsError
+from .files import is_complete
 from .labels import Label, read_tokens
 from .network import Emotion2VecNetwork
 
@@ -62,7 +64,30 @@ def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:
 
 
 def missing_files(model_dir: Path) -> list[str]:
+    """The files a model folder lacks; for an adapted folder, those its base model lacks."""
+    if is_adapted(model_dir):
+        try:
+            model_dir = base_dir(read_adapter(model_dir))
+        except EmotionError:
+            return []  # a broken adapter.json is reported, with its reason, when the model loads
     return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+
+
+def model_labels(model_dir: Path) -> list[Label]:
+    """A model folder's classes without loading it: an adapted folder's labels, or tokens.txt's."""
+    return read_adapter(model_dir).labels if is_adapted(model_dir) else read_tokens(model_dir / "tokens.txt")
+
+
+def base_dir(adapter: Adapter) -> Path:
+    """The base model folder of an adapted one: its recorded path, else its absolute path, else
+    models/<name> for a released model's name; the first of these when none holds the files."""
+    candidates = adapter.base_candidates()
+    if adapter.base.get("name") in KNOWN_MODELS:
+        candidates.append(MODELS_ROOT / adapter.base["name"])
+    for folder in candidates:
+        if all((folder / name).is_file() for name in REQUIRED_FILES):
+            return folder
+    return candidates[0]
 
 
 def not_found_message(model_dir: Path, name: str | None = None) -> str:
@@ -181,10 +206,55 @@ class LoadedModel:
     dtype: torch.dtype
     load_seconds: float
     quantized: bool = False
+    base_path: Path | None = None  # the folder whose weights the network holds (None: path)
+    adapter: Adapter | None = None  # an adapted head (None: the released one)
 
     @property
     def dtype_name(self) -> str:
         return INT8 if self.quantized else {v: k for k, v in DTYPES.items()}[self.dtype]
+
+    @property
+    def base_name(self) -> str:
+        return (self.base_path or self.path).name
+
+    def describe(self) -> str:
+        """One line for people: which model and which head."""
+        classes = [lb.key for lb in self.labels if not lb.masked]
+        if self.adapter is None:
+            return f"{self.name} (released head, {len(classes)} classes)"
+        return f"{self.name}: adapted head ({len(classes)} labels: {', '.join(classes)}) on {self.base_name}"
+
+
+def _check_base(adapter: Adapter, folder: Path) -> None:
+    """Refuse a base whose model.pt or config.yaml is not the one the head was trained on (size
+    and config hash: cheap; `emotion verify` also compares model.pt's sha256)."""
+    from .files import file_sha256
+
+    want = adapter.base
+    size = (folder / "model.pt").stat().st_size
+    if size != want.get("model_bytes") or file_sha256(folder / "config.yaml") != want.get("config_sha256"):
+        raise CheckpointError(
+            f"{adapter.folder} was trained on the model at {want.get('absolute_path')} (model.pt "
+            f"{want.get('model_bytes')} bytes), but {folder} holds another: put that model there, "
+            f"or run emotion adapt again on this one")
+
+
+def _adapted_head(adapter: Adapter, config: NetworkConfig) -> torch.nn.Linear:
+    """The adapted head as a Linear layer (fp32), checked against its labels and the base's width."""
+    path = adapter.folder / HEAD_FILE
+    if not is_complete(adapter.folder):
+        raise CheckpointError(f"{adapter.folder} is incomplete (its manifest.json does not match its "
+                              "files): run emotion adapt again")
+    state = read_state_dict(path)
+    want = {"weight": (len(adapter.labels), config.embed_dim), "bias": (len(adapter.labels),)}
+    wrong = [f"{k} {tuple(state[k].shape) if k in state else 'missing'} (needs {v})"
+             for k, v in want.items() if k not in state or tuple(state[k].shape) != v]
+    if wrong:
+        raise CheckpointError(f"{path} does not fit its {len(adapter.labels)} labels and the base model's "
+                              f"width {config.embed_dim}: {'; '.join(wrong)}")
+    head = torch.nn.Linear(config.embed_dim, len(adapter.labels))
+    head.load_state_dict({k: state[k].float() for k in want})
+    return head
 
 
 def load_model(model: str | os.PathLike | None = None, device: str | None = "auto",
@@ -198,17 +268,26 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
     dt = pick_dtype(dtype, dev)
     use_available_cores()
     model_dir = resolve_model_dir(model)
-    if missing_files(model_dir):
-        raise ModelNotFoundError(not_found_message(model_dir))
-    labels = read_tokens(model_dir / "tokens.txt")
-    config = load_config(model_dir / "config.yaml", num_classes=len(labels))
+    adapter = read_adapter(model_dir) if is_adapted(model_dir) else None
+    weights_dir = base_dir(adapter) if adapter else model_dir
+    if missing_files(weights_dir):
+        raise ModelNotFoundError((f"{model_dir} is a head adapted on {weights_dir}, which is not there.\n"
+                                  if adapter else "") + not_found_message(weights_dir))
+    labels = read_tokens(weights_dir / "tokens.txt")
+    config = load_config(weights_dir / "config.yaml", num_classes=len(labels))
     with torch.device("meta"):
         network = Emotion2VecNetwork(config)
-    assign_weights(network, read_state_dict(model_dir / "model.pt"), model_dir / "model.pt")
+    assign_weights(network, read_state_dict(weights_dir / "model.pt"), weights_dir / "model.pt")
+    if adapter:
+        _check_base(adapter, weights_dir)
+        network.proj, labels = _adapted_head(adapter, config), adapter.labels
     network = network.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    if adapter:
+        network.proj.float()  # a small head, kept in fp32 whatever the network's dtype
     if dtype == INT8:
         quantize_linears(network)
     loaded = LoadedModel(network, config, labels, model_dir.name, model_dir, dev, dt,
-                         time.perf_counter() - start, quantized=dtype == INT8)
-    log.info("loaded %s on %s (%s) in %.2f s", loaded.name, dev, loaded.dtype_name, loaded.load_seconds)
+                         time.perf_counter() - start, quantized=dtype == INT8,
+                         base_path=weights_dir if adapter else None, adapter=adapter)
+    log.info("loaded %s on %s (%s) in %.2f s", loaded.describe(), dev, loaded.dtype_name, loaded.load_seconds)
     return loaded

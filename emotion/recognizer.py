@@ -87,7 +87,13 @@ class Recognizer:
         return self.model.config.total_stride / SAMPLE_RATE
 
     def model_info(self) -> dict:
-        return {"name": self.model.name, "dtype": self.model.dtype_name, "device": str(self.model.device)}
+        """Which model and head answer, for people (status lines) and for results' `model`: name
+        (the folder), dtype, device, base (the folder whose weights run), head ("released" or
+        "adapted"), classes (the head's, in order) and summary (all of it in one line)."""
+        m = self.model
+        return {"name": m.name, "dtype": m.dtype_name, "device": str(m.device), "base": m.base_name,
+                "head": "adapted" if m.adapter else "released",
+                "classes": [lb.key for lb in m.labels if not lb.masked], "summary": m.describe()}
 
     def warmup(self, seconds: Sequence[float] | None = None) -> None:
         """Run the shapes a first request meets so its kernels and allocations are warm.
@@ -148,6 +154,11 @@ class Recognizer:
         with torch.inference_mode():
             logits = proj(x.to(self.model.device, proj.weight.dtype)).float().cpu()
         return torch.softmax(logits + self._logit_mask, dim=-1)
+
+    def head_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) of this model's head for utterance embeddings (N, D), as
+        analyse() computes them (e.g. for embeddings saved by a batch run or a cache)."""
+        return self._head(torch.as_tensor(np.asarray(embeddings, dtype=np.float32))).numpy()
 
     def _windows(self, wave: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """(offset, piece) windows of a normalised wave: the whole wave unless it is longer than

@@ -1,5 +1,6 @@
 """Fidelity against the reference: our engine and funasr's AutoModel on the same model folder and
-clips, compared score by score and embedding by embedding."""
+clips, compared score by score and embedding by embedding.  For an adapted folder, funasr runs
+its base model and the adapted head is applied to funasr's embeddings."""
 
 from __future__ import annotations
 
@@ -40,10 +41,31 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def reference_scores(rec: Recognizer, theirs: dict) -> dict[str, float]:
+    """funasr's scores; for an adapted head (which funasr cannot load), that head applied to
+    funasr's utterance embedding, so the base network is checked end to end."""
+    keys = [lb.key for lb in rec.model.labels if not lb.masked]
+    if rec.model.adapter is None:
+        return dict(zip(keys, theirs["scores"]))
+    feats = np.asarray(theirs["feats"], dtype=np.float32)
+    utterance = feats if feats.ndim == 1 else feats.mean(axis=0)
+    return dict(zip(keys, map(float, rec.head_scores(utterance[None])[0])))
+
+
+def base_weights_match(rec: Recognizer) -> bool | None:
+    """For an adapted model: whether the base model.pt is, byte for byte (sha256), the one its
+    head was trained on (loading checks only its size); None for a released model."""
+    from .files import file_sha256
+
+    if rec.model.adapter is None:
+        return None
+    return file_sha256(rec.model.base_path / "model.pt") == rec.model.adapter.base.get("model_sha256")
+
+
 def compare(rec: Recognizer, ref, path: Path, granularity: str) -> Comparison:
     ours = rec.recognize(path, granularity=granularity)
     theirs = ref.generate(str(path), granularity=granularity, extract_embedding=True, disable_pbar=True)[0]
-    their_scores = dict(zip([lb.key for lb in rec.model.labels if not lb.masked], theirs["scores"]))
+    their_scores = reference_scores(rec, theirs)
     diff = max(abs(ours.scores[k] - v) for k, v in their_scores.items())
     feats = np.asarray(theirs["feats"])
     cos = cosine(ours.embedding, feats) if feats.shape == ours.embedding.shape else float("nan")
@@ -52,5 +74,5 @@ def compare(rec: Recognizer, ref, path: Path, granularity: str) -> Comparison:
 
 
 def verify(rec: Recognizer, clips: list[Path]) -> list[Comparison]:
-    ref = reference_model(rec.model.path)
+    ref = reference_model(rec.model.base_path or rec.model.path)
     return [compare(rec, ref, clip, g) for clip in clips for g in ("utterance", "frame")]

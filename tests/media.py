@@ -9,11 +9,12 @@ import numpy as np
 import soundfile as sf
 
 
-def speechlike(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """A voiced, pitch-gliding harmonic signal with syllable-rate envelope and noise: (n, ch)."""
+def speechlike(seconds: float, rate: int, channels: int = 1, seed: int = 0, pitch: float = 140.0) -> np.ndarray:
+    """A voiced, pitch-gliding harmonic signal with syllable-rate envelope and noise: (n, ch);
+    `pitch` is the voice's mean fundamental in Hz (it glides 2/7 of it either way)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)
+    f0 = pitch + 40 * (pitch / 140) * np.sin(2 * np.pi * 0.7 * t + seed)
     phase = 2 * np.pi * np.cumsum(f0) / rate
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + seed) ** 2
@@ -61,3 +62,32 @@ def encode(path: Path, seconds: float, rate: int, codec: str, container: str | N
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+# Three pitch ranges of the same synthetic voice: a label the embeddings of even a random-weight
+# model carry (a linear probe separates them), for training and measuring adapted heads.
+PITCH_RANGES = {"low": (90.0, 120.0), "mid": (160.0, 200.0), "high": (260.0, 320.0)}
+
+
+def pitch_manifest(folder: Path, per_label: int, shortest: float = 1.0, longest: float = 2.0,
+                   seed: int = 0, name: str = "manifest.csv") -> Path:
+    """`per_label` wav clips (16 kHz, lengths uniform in [shortest, longest] s) of each pitch
+    range, and a CSV manifest (id, path relative to it, label) listing them; returns the manifest."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in range(per_label):
+        for label, (low, high) in PITCH_RANGES.items():
+            clip = folder / f"{label}_{seed}_{n:03d}.wav"
+            seconds, voice, pitch = rng.uniform(shortest, longest), int(rng.integers(1 << 30)), rng.uniform(low, high)
+            if not clip.exists():  # the draws above keep later clips the same either way
+                sf.write(clip, speechlike(seconds, 16000, seed=voice, pitch=pitch), 16000, subtype="PCM_16")
+            rows.append({"id": clip.stem, "path": clip.name, "label": label})
+    manifest = folder / name
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "path", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest

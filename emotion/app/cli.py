@@ -1,4 +1,4 @@
-"""The command line: emotion {recognize,batch,download,verify} ... (also python -m emotion).
+"""The command line: emotion {recognize,batch,adapt,download,verify} ... (also python -m emotion).
 
 Settings are read once (environment, then options) and every error a user can fix ends in one
 message and exit code 2 (1 when some files failed, 130 on Ctrl-C), never a traceback.
@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import EmotionError
 from ..model import DEFAULT_MODEL, KNOWN_MODELS
 from ..recognizer import GRANULARITIES, BusyError
+from . import cli_adapt
 from .settings import Settings, add_audio_options, add_model_options
 
 EXIT_FAILED = 1  # some inputs failed
@@ -71,7 +72,8 @@ def cmd_recognize(args, settings: Settings) -> int:
             return
         note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
         warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
-        print(f"{res.label.emoji} {res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
+        emoji = f"{res.label.emoji} " if res.label.emoji else ""  # an adapted label has none
+        print(f"{emoji}{res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
               flush=True)
 
     try:
@@ -100,11 +102,12 @@ def _scorer(args, settings: Settings):
                                                           use_hash=args.hash)
     from ..batch.distributed import ray_scorer
     from ..hub import ensure_model
-    from ..labels import label_keys, read_tokens
+    from ..labels import label_keys
+    from ..model import model_labels
 
     model_dir = ensure_model(settings.model, settings.offline)
     limits = {"max_duration_s": settings.max_duration_s, "max_decode_s": settings.max_decode_s}
-    return label_keys(read_tokens(model_dir / "tokens.txt")), ray_scorer(
+    return label_keys(model_labels(model_dir)), ray_scorer(
         model_dir, None if args.ray == "local" else args.ray, settings.device, settings.dtype,
         segment=args.segment, use_hash=args.hash, replicas=args.replicas,
         cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits)
@@ -172,7 +175,7 @@ def synthetic_clips(folder: Path) -> list[Path]:
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    from ..verify import COSINE_BOUND, SCORE_BOUND, verify
+    from ..verify import COSINE_BOUND, SCORE_BOUND, base_weights_match, verify
 
     rec = _recognizer(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,14 +183,17 @@ def cmd_verify(args, settings: Settings) -> int:
         example = rec.model.path / "example" / "test.wav"
         if not clips:
             clips = ([example] if example.is_file() else []) + synthetic_clips(Path(tmp))
-        print(f"comparing {rec.model.name} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
+        print(f"comparing {rec.model.describe()} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
               f"AutoModel on {len(clips)} clips", flush=True)
         rows = verify(rec, clips)
+    same_base = base_weights_match(rec)
+    if same_base is not None:
+        print(f"base model.pt sha256 {'matches' if same_base else 'DIFFERS FROM'} the one the head was trained on")
     print(f"{'clip':<32} {'granularity':<11} {'max |score diff|':>16} {'embedding cosine':>17} top-1")
     for r in rows:
         print(f"{r.name[:32]:<32} {r.granularity:<11} {r.max_score_diff:>16.2e} {r.cosine:>17.7f} "
               f"{'same' if r.same_top1 else 'DIFFERENT'}")
-    ok = all(r.ok for r in rows)
+    ok = all(r.ok for r in rows) and same_base is not False
     print(f"largest score difference {max(r.max_score_diff for r in rows):.2e} (bound {SCORE_BOUND:g}), lowest "
           f"embedding cosine {min(r.cosine for r in rows):.7f} (bound {COSINE_BOUND}): {'PASS' if ok else 'FAIL'}")
     return 0 if ok else EXIT_FAILED
@@ -243,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_recognize(sub)
     _add_batch(sub)
+    cli_adapt.add_parser(sub)
     p = sub.add_parser("download", help="download a released model into models/<name>")
     p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=list(KNOWN_MODELS),
                    help="which model (default: %(default)s)")

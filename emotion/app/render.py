@@ -20,7 +20,8 @@ SILENT_PREFIX = "silent"  # a warning that starts so: the clip holds no speech t
 
 def status_text(info: dict, lang: str = EN) -> str:
     """The status line: ready, model, device, dtype and memory (WebService.status())."""
-    parts = [f"🟢 **{t('ready', lang)}**", f"{t('model', lang)} {info['name']}",
+    model = info["summary"] if info.get("head") == "adapted" else info["name"]  # which head, when it is not the released
+    parts = [f"🟢 **{t('ready', lang)}**", f"{t('model', lang)} {model}",
              f"{t('device', lang)} {info['device']}", f"{t('dtype', lang)} {info['dtype']}"]
     if info.get("rss_mb") is not None:
         parts.append(f"{t('memory', lang)} {info['rss_mb']:.0f} MB")

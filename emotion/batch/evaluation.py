@@ -55,6 +55,8 @@ class Evaluation:
 def normalize_label(label: str, label_keys: list[str]) -> str:
     """A label in the model's terms where it can be matched, else the label as written (lower case)."""
     text = str(label).strip()
+    if text in label_keys:  # exactly a class's name: an adapted head's labels keep their case
+        return text
     low = text.lower()
     if "/" in low and low.rsplit("/", 1)[1].strip() in label_keys:
         return low.rsplit("/", 1)[1].strip()
@@ -112,19 +114,26 @@ def confusion_csv(ev: Evaluation) -> str:
 def save_report(ev: Evaluation, stem: str | os.PathLike) -> list[Path]:
     """Write STEM_confusion.csv, STEM_confusion.png and STEM_metrics.json; return their paths."""
     stem = Path(stem)
-    csv_path = stem.with_name(stem.name + "_confusion.csv")
-    png_path = stem.with_name(stem.name + "_confusion.png")
     json_path = stem.with_name(stem.name + "_metrics.json")
-    with atomic_file(csv_path, "w", encoding="utf-8") as fh:
-        fh.write(confusion_csv(ev))
+    csv_path, png_path = save_confusion(ev, stem)
     with atomic_file(json_path, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(ev.to_dict(), indent=2))
-    with atomic_file(png_path) as fh:
-        plot_confusion(ev, fh)
     return [csv_path, png_path, json_path]
 
 
-def plot_confusion(ev: Evaluation, target) -> None:
+def save_confusion(ev: Evaluation, stem: str | os.PathLike, title: str | None = None) -> list[Path]:
+    """Write STEM_confusion.csv and STEM_confusion.png; return their paths."""
+    stem = Path(stem)
+    csv_path = stem.with_name(stem.name + "_confusion.csv")
+    png_path = stem.with_name(stem.name + "_confusion.png")
+    with atomic_file(csv_path, "w", encoding="utf-8") as fh:
+        fh.write(confusion_csv(ev))
+    with atomic_file(png_path) as fh:
+        plot_confusion(ev, fh, title)
+    return [csv_path, png_path]
+
+
+def plot_confusion(ev: Evaluation, target, title: str | None = None) -> None:
     """A PNG of the confusion matrix: cells shaded by row share (recall), labelled with counts."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global state, safe in any thread
@@ -142,7 +151,7 @@ def plot_confusion(ev: Evaluation, target) -> None:
     ax.set_yticks(range(c), ev.classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"accuracy {ev.accuracy:.3f}, UAR {ev.uar:.3f}, n = {ev.n}")
+    ax.set_title((f"{title}\n" if title else "") + f"accuracy {ev.accuracy:.3f}, UAR {ev.uar:.3f}, n = {ev.n}")
     for i in range(c):
         for j in range(c):
             ax.text(j, i, str(int(ev.confusion[i, j])), ha="center", va="center",
