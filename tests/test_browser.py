@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-# With these Chromium makes no outside lookups or connections (see gradio.md).
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 "--component-updater=url-source=http://127.0.0.1:9/"]
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
