@@ -18,7 +18,7 @@ import gradio as gr
 from ..labels import label_keys
 from ..model import PROJECT_ROOT
 from ..recognizer import GRANULARITIES
-from . import render
+from . import live_page, render
 from .service import DEFAULT_QUEUE_SIZE, Outcome, RequestError, WebService
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
@@ -146,6 +146,8 @@ def layout(service: WebService) -> tuple[gr.Markdown, AnalyseTab, BatchTab, Hist
             batch = _batch_tab()
         with gr.Tab("History", id="history"):
             history = _history_tab(service.history())
+        with gr.Tab("Live", id="live"):
+            live_page.build(service, MODEL_CONCURRENCY)
     return status, analyse, batch, history
 
 
