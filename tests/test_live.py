@@ -205,6 +205,15 @@ def test_live_sessions_do_not_starve_uploads(gated_recognizer, audio_dir, tmp_pa
             time.sleep(0.05)
 
     speakers = [threading.Thread(target=speaker, args=(k,)) for k in "abc"]
+    clip = str(audio_dir / "mono_16000.wav")
+
+    def upload() -> float:
+        start = time.perf_counter()
+        [outcome] = service.serve([clip], ["utterance"], [False])
+        assert outcome.ok
+        return time.perf_counter() - start
+
+    alone = max(upload() for _ in range(2))  # this machine's cost of an upload, model idle
     try:
         for t in speakers:
             t.start()
@@ -212,18 +221,14 @@ def test_live_sessions_do_not_starve_uploads(gated_recognizer, audio_dir, tmp_pa
         while (hub.sessions < 3 or not all(hub.view(k).analysed for k in "abc")) and time.monotonic() < deadline:
             time.sleep(0.05)
         before = sum(hub.view(k).analysed for k in "abc")
-        took = []
-        for _ in range(4):
-            start = time.perf_counter()
-            [outcome] = service.serve([str(audio_dir / "mono_16000.wav")], ["utterance"], [False])
-            took.append(time.perf_counter() - start)
-            assert outcome.ok
+        took = [upload() for _ in range(4)]
         during = sum(hub.view(k).analysed for k in "abc") - before
     finally:
         stop.set()
         for t in speakers:
             t.join()
         hub.shutdown()
-    # its own pass (0.15 s) + at most the live pass under way (0.15 s) + decoding and saving
-    assert max(took) < 0.75, took
+    # alone + at most the live pass under way (0.15 s), with room for a loaded machine; starved,
+    # an upload would wait behind the three sessions' windows again and again
+    assert max(took) < alone + 0.15 + 0.3, (alone, took)
     assert during >= 3  # and live updates kept coming between the uploads
