@@ -306,6 +306,8 @@ class LiveHub:
             self._cond.notify_all()
         for key in keys:
             self.close(key)
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30)  # a window under way finishes first
         self._finalizer()
 
     # -- the model worker ---------------------------------------------------------------------
