@@ -165,6 +165,18 @@ def test_closed_quiet_and_surplus_sessions(tiny_recognizer):
     assert not hub.spool_dir.exists()
 
 
+def test_a_full_recording_is_kept_until_stopped(tiny_recognizer):
+    hub = LiveHub(tiny_recognizer, vad=False, max_s=1.0)
+    try:
+        push_all(hub, "a", pcm(1.5))
+        view = hub.view("a")
+        assert view.full and view.duration_s == pytest.approx(1.0)
+        recording = hub.stop("a")
+        assert sf.info(recording.path).duration == pytest.approx(1.0)
+    finally:
+        hub.shutdown()
+
+
 def test_the_model_lock_is_granted_in_arrival_order():
     lock, order = FairLock(), []
 

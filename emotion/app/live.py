@@ -52,6 +52,7 @@ MAX_SESSIONS = 8  # live recordings at once; more are refused
 MAX_RECORDING_S = 600.0  # one recording's cap (the stream's time limit in the page)
 IDLE_S = 10.0  # a session that sends nothing for this long is freed
 LATENCY_KEEP = 200  # latencies kept per session for its figures
+STALE_RECORDING_S = 3600.0  # a stopped recording not analysed by then is deleted
 
 
 class LiveError(EmotionError):
@@ -90,6 +91,7 @@ class LiveView:
     silent: int
     dropped: int
     latencies: list[float]  # newest sample -> on the page, seconds, of the updates delivered
+    full: bool = False  # the recording reached max_s: further chunks are not taken
 
 
 @dataclass
@@ -129,6 +131,7 @@ class LiveSession:
     clock: float = float("inf")
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    full: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def memory_bytes(self) -> int:
@@ -189,8 +192,10 @@ class LiveHub:
             if rate != session.stream.rate:
                 raise AudioError("microphone", f"the sample rate changed mid-recording ({session.stream.rate} "
                                  f"to {rate} Hz)", INVALID)
-            ends = session.stream.push(samples)
-            self._spool(session, samples, rate)
+            session.full = session.full or session.stream.duration_s + len(samples) / rate > self.max_s
+            ends = [] if session.full else session.stream.push(samples)  # full: kept until stopped
+            if not session.full:
+                self._spool(session, samples, rate)
             session.clock = min(session.clock, arrived - session.stream.duration_s)
             stream, windows = session.stream, []
             for i, end in enumerate(ends):  # only the newest window's audio is kept: latest wins
@@ -248,7 +253,7 @@ class LiveHub:
         stream = session.stream
         return LiveView(session.seq, stream.duration_s if stream else 0.0, stream.level_db if stream else -120.0,
                         bool(current and current.update.speech), current, updates, session.analysed,
-                        session.silent, session.dropped, list(session.latencies))
+                        session.silent, session.dropped, list(session.latencies), session.full)
 
     def view(self, key: str, deliver: bool = True) -> LiveView | None:
         """The session as the page shows it; deliver: its new updates are now on their way to it."""
@@ -327,6 +332,11 @@ class LiveHub:
         for key in quiet:
             log.info("live session %s sent nothing for %.0f s: freed", key, self.idle_s)
             self.close(key)
+        with self._cond:  # a stopped recording whose analysis never came (the tab closed between)
+            live = {s.spool_path for s in self._sessions.values()}
+        for path in self.spool_dir.glob("*.wav"):
+            if path not in live and time.time() - path.stat().st_mtime > STALE_RECORDING_S:
+                path.unlink(missing_ok=True)
 
     def _work(self) -> None:
         swept = time.monotonic()

@@ -157,7 +157,8 @@ def log_text(view: LiveView | None, hub: LiveHub) -> str:
     if view is None:
         return "waiting for the microphone"
     vad = "Silero VAD" if hub.vad else "off"
-    return (f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
+    full = f"the {hub.max_s:g} s limit is reached: press Stop to analyse the recording\n" if view.full else ""
+    return (full + f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
             f"{'speech' if view.speech_now else 'silence'}\n"
             f"updates: {view.analysed} analysed, {view.silent} silent, {view.dropped} dropped (latest wins) · "
             f"window {hub.window_s:g} s, hop {hub.hop_s:g} s, silence gate: {vad}\n" + latency_text(view))
@@ -250,7 +251,7 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
     live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, api_visibility="private",
                 show_progress="hidden")
     tab.audio.stream(chunk, tab.audio, [tab.now, tab.meter, tab.timeline, tab.log_box], stream_every=STREAM_EVERY_S,
-                     time_limit=int(MAX_RECORDING_S), api_name="live_chunk", **live)
+                     time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
     tab.audio.start_recording(_started, None, [tab.now, tab.meter, tab.timeline, tab.result_md, tab.files,
                                                tab.log_box], api_name="live_start", **live)
     tab.audio.stop_recording(stop, None, [tab.recording, tab.log_box], api_name="live_stop", **live).then(
