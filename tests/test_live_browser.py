@@ -61,7 +61,7 @@ def open_live_tab(browser, url):
     page.goto(url)
     page.wait_for_selector("#model_status :text('RSS')")
     page.get_by_role("tab", name="Live").click()
-    page.wait_for_timeout(1000)  # the recorder is ready a moment after the tab shows
+    page.wait_for_timeout(2000)  # the recorder loads its WAV encoder after the tab shows; no sign of it in the page
     return context, page
 
 
@@ -93,7 +93,9 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
         log_text = page.locator("#live_log textarea").input_value()
         assert "latency (newest sample -> page)" in log_text and "analysed" in log_text, log_text
         page.screenshot(path=str(ARTIFACTS / "live_recording.png"), full_page=True)
-        assert hub.sessions >= 1
+        assert hub.sessions == 1
+        [session] = hub._sessions.values()
+        server = list(session.latencies)  # newest sample -> handed to the page, as the server saw it
         page.locator("#live_audio button.stop-button").click()
         page.wait_for_selector("#live_result :text('saved as')")
         assert hub.sessions == 0  # stop freed the session
@@ -114,10 +116,10 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
         context.close()
     latencies = [(u["shown"] - u["spoken"]) / 1000 for u in updates]
     figures = {"updates": len(updates), "median_s": statistics.median(latencies), "max_s": max(latencies),
-               "latencies_s": [round(x, 3) for x in latencies]}
+               "server_median_s": statistics.median(server), "latencies_s": [round(x, 3) for x in latencies]}
     (ARTIFACTS / "live_latency.json").write_text(json.dumps(figures, indent=1))
     print(f"newest sample -> on the page: median {figures['median_s']:.2f} s, max {figures['max_s']:.2f} s "
-          f"over {len(updates)} updates (tiny model)")
+          f"over {len(updates)} updates (tiny model); handed to the page: median {figures['server_median_s']:.2f} s")
     assert 0 < figures["median_s"] < 3.0, figures  # a loose bar for a shared 2-core machine
 
 
