@@ -17,8 +17,8 @@ Policy:
 - Sharing the model with uploads: the Recognizer's lock is granted in the order asked
   (recognizer.FairLock), so an upload waits for at most the one live pass under way, and the
   live worker then waits for the upload's passes. Uploads keep their own Gradio queue.
-- A session that stops, closes or goes quiet for idle_s is freed at once (its WAV deleted,
-  unless stop() handed it over).
+- A session is freed at once when it stops or its tab closes, and after idle_s of quiet
+  otherwise (its WAV deleted, unless stop() handed it over).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ STREAM_EVERY_S = 0.1  # how often the browser sends a chunk (Gradio 6's recorder
 TIMELINE_S = 30.0  # seconds of updates a session keeps (the page's rolling timeline)
 MAX_SESSIONS = 8  # live recordings at once; more are refused
 MAX_RECORDING_S = 600.0  # one recording's cap (the stream's time limit in the page)
-IDLE_S = 10.0  # a session that sends nothing for this long is freed
+IDLE_S = 30.0  # a session that sends nothing for this long is freed (closing the tab frees it at once)
 LATENCY_KEEP = 200  # latencies kept per session for its figures
 STALE_RECORDING_S = 3600.0  # a stopped recording not analysed by then is deleted
 

@@ -28,6 +28,7 @@ from .live import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELIN
 from .service import WebService
 
 LIVE_CONCURRENCY = "live"  # the stream events: cheap (the model runs on the hub's worker)
+CONTROL_CONCURRENCY = "live_control"  # start and stop of a recording
 COLORS = {"silence": "#e4e4e7", "angry": "#e5484d", "disgusted": "#7c8a2b", "fearful": "#8e4ec6", "happy": "#f5b400",
           "neutral": "#8b9bb4", "other": "#12a594", "sad": "#3e63dd", "surprised": "#f76b15",
           "unknown": "#6f6e77"}
@@ -248,13 +249,15 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
     def stop(request: gr.Request):
         return _stop(hub, request.session_hash)
 
-    live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, api_visibility="private",
-                show_progress="hidden")
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
+    # start and stop on a slot of their own: the recordings hold the live slots while they last
+    control = dict(concurrency_id=CONTROL_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
     tab.audio.stream(chunk, tab.audio, [tab.now, tab.meter, tab.timeline, tab.log_box], stream_every=STREAM_EVERY_S,
                      time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
     tab.audio.start_recording(_started, None, [tab.now, tab.meter, tab.timeline, tab.result_md, tab.files,
-                                               tab.log_box], api_name="live_start", **live)
-    tab.audio.stop_recording(stop, None, [tab.recording, tab.log_box], api_name="live_stop", **live).then(
+                                               tab.log_box], api_name="live_start", **control)
+    tab.audio.stop_recording(stop, None, [tab.recording, tab.log_box], api_name="live_stop", **control).then(
         partial(_analyse, service), [tab.recording, tab.granularity, tab.want_emb, tab.log_box],
         [tab.result_md, tab.log_box, tab.files, tab.recording], api_name="live_analyse",
         concurrency_id=model_concurrency, concurrency_limit=1, api_visibility="private")
