@@ -92,6 +92,7 @@ class LiveView:
     dropped: int
     latencies: list[float]  # newest sample -> on the page, seconds, of the updates delivered
     full: bool = False  # the recording reached max_s: further chunks are not taken
+    fresh: bool = False  # this view delivers updates the page has not had yet
 
 
 @dataclass
@@ -242,18 +243,18 @@ class LiveHub:
         session.seq += 1
 
     def _view(self, session: LiveSession, deliver: bool = False) -> LiveView:
-        now = time.time()
+        now, fresh = time.time(), False
         if deliver:
             for item in session.updates:
                 if item.delivered is None:
-                    item.delivered = now
+                    item.delivered, fresh = now, True
                     session.latencies.append(item.latency_s)
         updates = list(session.updates)
         current = max(updates, key=lambda u: u.update.end) if updates else None
         stream = session.stream
         return LiveView(session.seq, stream.duration_s if stream else 0.0, stream.level_db if stream else -120.0,
                         bool(current and current.update.speech), current, updates, session.analysed,
-                        session.silent, session.dropped, list(session.latencies), session.full)
+                        session.silent, session.dropped, list(session.latencies), session.full, fresh)
 
     def view(self, key: str, deliver: bool = True) -> LiveView | None:
         """The session as the page shows it; deliver: its new updates are now on their way to it."""

@@ -180,6 +180,8 @@ def _chunk(hub: LiveHub, key: str, chunk_path):
     except (LiveError, ValueError) as exc:  # AudioError is a ValueError
         raise gr.Error(str(exc), print_exception=False) from None
     view = hub.wait(key, view.seq, STREAM_EVERY_S) or view
+    if not view.fresh:  # the meter moves with every chunk; the rest only with a new update
+        return gr.skip(), meter_html(view), gr.skip(), gr.skip()
     return now_html(view), meter_html(view), timeline_html(view, hub.hop_s), log_text(view, hub)
 
 
