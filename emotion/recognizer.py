@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -51,8 +52,45 @@ class BusyError(EmotionError, RuntimeError):
         super().__init__(message)
 
 
+class FairLock:
+    """A lock granted in the order it was asked for. A caller that asks again at once (a live
+    stream's worker, window after window) cannot overtake one already waiting (an upload), so
+    each waits at most for the passes queued before it. `waited_s`: the calling thread's last wait."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: deque = deque()
+        self._held = False
+        self._local = threading.local()
+
+    def __enter__(self):
+        me, began = object(), time.perf_counter()
+        with self._cond:
+            self._queue.append(me)
+            try:
+                while self._held or self._queue[0] is not me:
+                    self._cond.wait()
+            except BaseException:  # interrupted while waiting: give up the place in the queue
+                self._queue.remove(me)
+                self._cond.notify_all()
+                raise
+            self._queue.popleft()
+            self._held = True
+        self._local.waited = time.perf_counter() - began
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    @property
+    def waited_s(self) -> float:
+        return getattr(self._local, "waited", 0.0)
+
+
 class Recognizer:
-    """Holds a loaded model; thread-safe (one forward pass at a time).
+    """Holds a loaded model; thread-safe (one forward pass at a time, in the order asked for).
 
     `loader` turns a path into an Audio: load_audio by default (functools.partial of it for other
     caps), or IsolatedDecoder(...).load to decode in worker processes."""
@@ -67,7 +105,7 @@ class Recognizer:
         self.smoothing_s = smoothing_s
         self.min_segment_s = min_segment_s
         self.max_padding = max_padding
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         masked = [lb.masked for lb in model.labels]
         self._logit_mask = torch.tensor([float("-inf") if m else 0.0 for m in masked])
 
@@ -81,6 +119,11 @@ class Recognizer:
         if warmup:
             rec.warmup()
         return rec
+
+    @property
+    def lock_wait_s(self) -> float:
+        """Seconds the calling thread last waited for the model (other callers' passes)."""
+        return self._lock.waited_s
 
     @property
     def hop_s(self) -> float:

@@ -7,7 +7,6 @@ output, is kept for the /analyse API, where a client wants an exception)."""
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import gradio as gr
@@ -21,26 +20,6 @@ from .text import REASONS_ZH, ZH, lang_of, t
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
 KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
-
-
-@dataclass
-class ResultView:
-    """The components that show one result (emotion.app.page.result_view builds them)."""
-
-    headline: gr.Markdown
-    tendencies: gr.Markdown
-    scores: gr.Label
-    timeline: gr.LinePlot
-    segments: gr.Dataframe
-    player: gr.Audio
-    dl_json: gr.DownloadButton
-    dl_embedding: gr.DownloadButton
-    dl_audio: gr.DownloadButton
-    log: gr.Textbox
-    json: gr.JSON
-
-    def outputs(self) -> list:
-        return [getattr(self, f.name) for f in fields(self)]
 
 
 def empty_values(lang: str, headline: str | None = None, log: str = "") -> tuple:

@@ -7,12 +7,13 @@ every word in emotion.app.text.
 """
 
 import gradio as gr
-from gradio.i18n import I18nData
 
 from ..audio import AUDIO_EXTENSIONS, MAX_DURATION_S
 from ..recognizer import GRANULARITIES
-from . import text
-from .handlers import Handlers, ResultView
+from . import live_page, text
+from .handlers import Handlers
+from .live import HOP_S, WINDOW_S
+from .view import L, result_view
 from .service import DEFAULT_QUEUE_SIZE, WebService
 
 MODEL_CONCURRENCY = "model"  # every event that uses the model shares this queue slot
@@ -33,36 +34,9 @@ CSS = """
 """
 
 
-def L(key: str) -> I18nData:
-    """A label the browser shows in its own language (text.TEXT)."""
-    return I18nData(key)
-
-
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
     """The I18n table for launch(i18n=...)."""
-    return gr.I18n(**text.translations(minutes=max_duration_s / 60, mb=max_upload_mb))
-
-
-def result_view(prefix: str = "") -> ResultView:
-    """The components that show one result, in the caller's column: the same for a new result
-    (Analyse) and a reopened one (History)."""
-    headline = gr.Markdown(L("empty_result"), elem_id=f"{prefix}emotion_md")
-    tendencies = gr.Markdown(elem_id=f"{prefix}tendencies_md")
-    scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
-                      elem_id=f"{prefix}scores_label")
-    timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
-                           x_label_angle=-45, elem_id=f"{prefix}timeline_plot")
-    segments = gr.Dataframe(label=L("segments"), visible=False, interactive=False, wrap=True,
-                            elem_id=f"{prefix}segments_df")
-    player = gr.Audio(label=L("processed_audio"), interactive=False, visible=False, type="filepath",
-                      elem_id=f"{prefix}processed_audio")
-    with gr.Row():
-        downloads = [gr.DownloadButton(L(key), visible=False, size="sm", elem_id=f"{prefix}dl_{key[9:]}")
-                     for key in ("download_json", "download_embedding", "download_audio")]
-    log = gr.Textbox(label=L("log"), lines=4, interactive=False, elem_id=f"{prefix}process_log")
-    with gr.Accordion("result.json", open=False):
-        data = gr.JSON(elem_id=f"{prefix}result_json")
-    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, log, data)
+    return gr.I18n(**text.translations(minutes=max_duration_s / 60, mb=max_upload_mb, hop=HOP_S, window=WINDOW_S))
 
 
 def _analyse_inputs():
@@ -134,6 +108,8 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                             hist_open = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
                     with gr.Column(scale=2, min_width=280):
                         hist_view = result_view("history_")
+            with gr.Tab(L("tab_live"), id="live"):
+                live_page.build(service, MODEL_CONCURRENCY, owner, lang)
         inputs = [file_in, mic_in, granularity, want_emb, owner, lang, ticket]
         model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],

@@ -1,0 +1,274 @@
+"""The Live tab: the microphone streamed to a LiveHub (emotion.app.live), the current emotion, a
+level meter and a rolling timeline while recording, and on stop the whole recording analysed as
+an upload (WebService.serve: the same result, the same saved folder and downloads).
+
+    with gr.Tab("Live"):
+        live_page.build(service, "model")        # inside the page's gr.Blocks (emotion.app.page)
+"""
+
+from __future__ import annotations
+
+import html
+import statistics
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from ..audio import INVALID, AudioError
+from ..labels import display_name
+from ..recognizer import GRANULARITIES
+from .handlers import Handlers, empty_values, outcome_values
+from .live import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
+                   LiveHub, LiveView, hub_for)
+from .service import WebService
+from .view import L, ResultView, result_view
+
+LIVE_CONCURRENCY = "live"  # the stream events: cheap (the model runs on the hub's worker)
+CONTROL_CONCURRENCY = "live_control"  # start and stop of a recording
+COLORS = {"silence": "#e4e4e7", "angry": "#e5484d", "disgusted": "#7c8a2b", "fearful": "#8e4ec6", "happy": "#f5b400",
+          "neutral": "#8b9bb4", "other": "#12a594", "sad": "#3e63dd", "surprised": "#f76b15",
+          "unknown": "#6f6e77"}
+SILENCE_COLOR = COLORS["silence"]
+FLOOR_DB = -60.0  # the level meter's empty end
+CSS = """<style>
+.live-meter{height:14px;background:#eee;border-radius:7px;overflow:hidden}
+.live-meter>div{height:100%;transition:width .1s}
+.live-strip{display:flex;gap:1px;height:34px;align-items:stretch}
+.live-strip>span{border-radius:3px;font-size:14px;line-height:34px;text-align:center;overflow:hidden;white-space:nowrap;color:#fff}
+.live-axis{display:flex;justify-content:space-between;font-size:12px;opacity:.7}
+</style>"""
+LISTENING = '<div data-seq="0"><h2>🎙️ Listening · 聆听中</h2></div>'
+
+
+@dataclass
+class LiveTab:
+    audio: gr.Audio
+    granularity: gr.Radio
+    want_emb: gr.Checkbox
+    meter: gr.HTML
+    now: gr.HTML
+    timeline: gr.HTML
+    log_box: gr.Textbox
+    view: ResultView  # the whole recording's result, as an upload's is shown
+    recording: gr.State  # the stopped recording's WAV, until it is analysed
+
+
+# ---------------------------------------------------------------- what the tab shows
+
+
+def read_chunk(path: str | Path, name: str = "microphone") -> tuple[int, np.ndarray]:
+    """(rate, int16 or float32 samples (n, channels)) of one chunk the recorder streams: a WAV
+    whose header is the first chunk's, repeated, so its data size is wrong; all the data is taken."""
+    raw = Path(path).read_bytes()
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise AudioError(name, "a streamed chunk that is not WAV", INVALID)
+    pos, fmt = 12, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
+        if cid == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", raw[pos + 8:pos + 24])
+        elif cid == b"data":
+            break
+        pos += 8 + size + (size & 1)
+    else:
+        raise AudioError(name, "a streamed chunk without audio data", INVALID)
+    if fmt is None:
+        raise AudioError(name, "a streamed chunk without a format header", INVALID)
+    tag, channels, rate, _, _, bits = fmt
+    kinds = {(1, 16): "<i2", (3, 32): "<f4", (0xFFFE, 16): "<i2"}
+    if (tag, bits) not in kinds or not channels:
+        raise AudioError(name, f"a streamed chunk in an unsupported format (tag {tag}, {bits} bits)", INVALID)
+    dtype = np.dtype(kinds[tag, bits])
+    data = raw[pos + 8:]
+    frame = dtype.itemsize * channels
+    samples = np.frombuffer(data[: len(data) // frame * frame], dtype=dtype).reshape(-1, channels)
+    return rate, samples.astype(dtype.newbyteorder("="))
+
+
+def latency_text(view: LiveView) -> str:
+    """The processing log's latency lines: the session's figures and the last window's chain."""
+    lat = view.latencies
+    if not lat:
+        return "latency: no update delivered yet"
+    p95 = sorted(lat)[min(len(lat) - 1, int(0.95 * len(lat)))]
+    lines = [f"latency (newest sample -> page): last {lat[-1]:.2f} s, median {statistics.median(lat):.2f} s, "
+             f"p95 {p95:.2f} s over {len(lat)} updates"]
+    c = view.current
+    if c and c.done and c.update.speech:
+        lines.append(f"last window: chunk arrived +{c.arrived - c.spoken:.2f} s, model started "
+                     f"+{c.started - c.spoken:.2f} s (waited {c.waited_s:.2f} s behind other requests), "
+                     f"ready +{c.done - c.spoken:.2f} s, model {c.update.model_ms:.0f} ms")
+    return "\n".join(lines)
+
+
+def now_html(view: LiveView | None) -> str:
+    """The current emotion (emoji, Chinese and English name, confidence) or silence; data-spoken
+    carries when its newest sample was captured (ms since the epoch) for latency checks."""
+    if view is None or view.current is None:
+        return LISTENING
+    item = view.current
+    u = item.update
+    text = (f"{display_name(u.emotion, u.label.zh, u.label.emoji)} {u.confidence * 100:.1f}%" if u.speech
+            else "🤫 静音 / Silence")
+    return (f'<div data-seq="{view.seq}" data-speech="{int(u.speech)}" data-spoken="{item.spoken * 1000:.0f}">'
+            f"<h2>{html.escape(text)}</h2><small>{u.start_s:.1f}-{u.end_s:.1f} s of the recording</small></div>")
+
+
+def meter_html(view: LiveView | None) -> str:
+    """A level meter: the newest chunk's loudness, and whether the VAD hears speech."""
+    if view is None:
+        return CSS + '<div class="live-meter"><div style="width:0"></div></div><small>no sound yet</small>'
+    level = max(FLOOR_DB, view.level_db)
+    width = 100 * (level - FLOOR_DB) / -FLOOR_DB
+    color = "#30a46c" if view.speech_now else "#a1a1aa"
+    state = "speech" if view.speech_now else "silence"
+    return (CSS + f'<div class="live-meter" data-db="{view.level_db:.1f}"><div style="width:{width:.0f}%;'
+            f'background:{color}"></div></div><small>{view.level_db:.0f} dBFS · {state} · '
+            f"{view.duration_s:.1f} s recorded</small>")
+
+
+def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = TIMELINE_S) -> str:
+    """The last span_s of updates as a strip: runs of one emotion as coloured stretches with their
+    emoji (and name, when there is room), silence in grey; newest on the right."""
+    runs: list[list] = []  # [key, hops, label]
+    for item in view.timeline if view else []:
+        u = item.update
+        key = u.emotion if u.speech else "silence"
+        if runs and runs[-1][0] == key:
+            runs[-1][1] += 1
+        else:
+            runs.append([key, 1, u.label])
+    free = max(0, int(span_s / hop_s) - sum(r[1] for r in runs))
+    cells = [f'<span style="flex:{free};background:transparent"></span>'] if free else []
+    for key, hops, label in runs:
+        text = "·" if key == "silence" else label.emoji + (f" {key}" if hops >= 6 else "")
+        ink = "#52525b" if key == "silence" else "#fff"
+        cells.append(f'<span data-emotion="{key}" title="{key}, {hops * hop_s:g} s" style="flex:{hops};'
+                     f'background:{COLORS.get(key, SILENCE_COLOR)};color:{ink}">{text}</span>')
+    return (CSS + f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
+            f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>now</span></div>')
+
+
+def log_text(view: LiveView | None, hub: LiveHub) -> str:
+    if view is None:
+        return "waiting for the microphone"
+    vad = "Silero VAD" if hub.vad else "off"
+    full = f"the {hub.max_s:g} s limit is reached: press Stop to analyse the recording\n" if view.full else ""
+    return (full + f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
+            f"{'speech' if view.speech_now else 'silence'}\n"
+            f"updates: {view.analysed} analysed, {view.silent} silent, {view.dropped} dropped (latest wins) · "
+            f"window {hub.window_s:g} s, hop {hub.hop_s:g} s, silence gate: {vad}\n" + latency_text(view))
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _chunk(hub: LiveHub, key: str, chunk_path):
+    """One streamed chunk: taken by the hub, then the newest view (waiting up to one chunk's time
+    for the window it may have completed)."""
+    arrived = time.time()
+    if not chunk_path:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    try:
+        rate, samples = read_chunk(chunk_path)
+        view = hub.push(key, samples, rate, arrived)
+    except (LiveError, ValueError) as exc:  # AudioError is a ValueError
+        raise gr.Error(str(exc), print_exception=False) from None
+    view = hub.wait(key, view.seq, STREAM_EVERY_S) or view
+    if not view.fresh:  # the meter moves with every chunk; the rest only with a new update
+        return gr.skip(), meter_html(view), gr.skip(), gr.skip()
+    return now_html(view), meter_html(view), timeline_html(view, hub.hop_s), log_text(view, hub)
+
+
+def _started(lang: str):
+    return (LISTENING, meter_html(None), timeline_html(None), "recording…", *empty_values(lang))
+
+
+def _stop(hub: LiveHub, key: str):
+    recording = hub.stop(key)
+    if recording is None:
+        return None, "nothing was recorded"
+    v = recording.view
+    summary = (f"recorded {recording.duration_s:.1f} s: {v.analysed} live updates, {v.silent} silent, "
+               f"{v.dropped} dropped\n{latency_text(v)}\nanalysing the whole recording…")
+    return str(recording.path), summary
+
+
+def _analyse(service: WebService, path, granularity, want_embedding, owner, lang):
+    """The stopped recording, analysed and saved exactly as an upload is (in its owner's history)."""
+    if not path:
+        return empty_values(lang)
+    try:
+        [outcome] = service.serve([path], [granularity], [want_embedding], [owner])
+    finally:
+        Path(path).unlink(missing_ok=True)
+    return outcome_values(outcome, lang)
+
+
+# ---------------------------------------------------------------- layout and wiring
+
+
+def layout() -> LiveTab:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            audio = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label=L("live_mic"),
+                             elem_id="live_audio")
+            with gr.Row():
+                granularity = gr.Radio([(L(g), g) for g in GRANULARITIES], value="utterance",
+                                       elem_id="live_granularity", label=L("live_granularity"))
+                want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="live_embedding")
+            meter = gr.HTML(meter_html(None), elem_id="live_meter")
+            log_box = gr.Textbox(label=L("live_log"), lines=6, interactive=False, elem_id="live_log")
+            gr.Markdown(L("live_note"))
+        with gr.Column(scale=2, min_width=280):
+            now = gr.HTML(LISTENING, elem_id="live_now")
+            timeline = gr.HTML(timeline_html(None), label=L("live_timeline"), elem_id="live_timeline")
+            view = result_view("live_")
+    return LiveTab(audio, granularity, want_emb, meter, now, timeline, log_box, view, gr.State(None))
+
+
+def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str, owner, lang) -> None:
+    """Connect the tab: chunks and start/stop on their own cheap queue slot (the model runs on the
+    hub's worker), the analysis of a stopped recording on the model's, as an upload's. owner and
+    lang are the page's browser token and language."""
+
+    def chunk(chunk_path, request: gr.Request):  # gr.Request is given to annotated functions only
+        return _chunk(hub, request.session_hash, chunk_path)
+
+    def stop(request: gr.Request):
+        return _stop(hub, request.session_hash)
+
+    def analyse(path, granularity, want_embedding, token, language, request: gr.Request):
+        return _analyse(service, path, granularity, want_embedding, Handlers._owner(token, request), language)
+
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
+    # start and stop on a slot of their own: the recordings hold the live slots while they last
+    control = dict(concurrency_id=CONTROL_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
+    tab.audio.stream(chunk, tab.audio, [tab.now, tab.meter, tab.timeline, tab.log_box], stream_every=STREAM_EVERY_S,
+                     time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
+    tab.audio.start_recording(_started, lang, [tab.now, tab.meter, tab.timeline, tab.log_box, *tab.view.outputs()],
+                              api_name="live_start", **control)
+    tab.audio.stop_recording(stop, None, [tab.recording, tab.log_box], api_name="live_stop", **control).then(
+        analyse, [tab.recording, tab.granularity, tab.want_emb, owner, lang], tab.view.outputs(),
+        api_name="live_analyse", concurrency_id=model_concurrency, concurrency_limit=1, api_visibility="private",
+        show_progress="hidden")
+
+
+def build(service: WebService, model_concurrency: str, owner, lang) -> LiveTab:
+    """Lay out and wire the Live tab inside the caller's gr.Blocks; a closed tab frees its session."""
+    hub = hub_for(service.recognizer)
+    tab = layout()
+    wire(service, hub, tab, model_concurrency, owner, lang)
+
+    def closed(request: gr.Request) -> None:
+        hub.close(request.session_hash)
+
+    blocks = gr.context.Context.root_block
+    if blocks is not None:
+        blocks.unload(closed)
+    return tab

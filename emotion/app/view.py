@@ -1,0 +1,54 @@
+"""The components that show one result, built the same way wherever a result is shown: a new
+result (Analyse), a reopened one (History), a finished recording (Live)."""
+
+from dataclasses import dataclass, fields
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+
+def L(key: str) -> I18nData:
+    """A label the browser shows in its own language (text.TEXT)."""
+    return I18nData(key)
+
+
+@dataclass
+class ResultView:
+    """The components that show one result (result_view() builds them; emotion.app.handlers fills them)."""
+
+    headline: gr.Markdown
+    tendencies: gr.Markdown
+    scores: gr.Label
+    timeline: gr.LinePlot
+    segments: gr.Dataframe
+    player: gr.Audio
+    dl_json: gr.DownloadButton
+    dl_embedding: gr.DownloadButton
+    dl_audio: gr.DownloadButton
+    log: gr.Textbox
+    json: gr.JSON
+
+    def outputs(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def result_view(prefix: str = "") -> ResultView:
+    """The components that show one result, in the caller's column: the same for a new result
+    (Analyse) and a reopened one (History)."""
+    headline = gr.Markdown(L("empty_result"), elem_id=f"{prefix}emotion_md")
+    tendencies = gr.Markdown(elem_id=f"{prefix}tendencies_md")
+    scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
+                      elem_id=f"{prefix}scores_label")
+    timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
+                           x_label_angle=-45, elem_id=f"{prefix}timeline_plot")
+    segments = gr.Dataframe(label=L("segments"), visible=False, interactive=False, wrap=True,
+                            elem_id=f"{prefix}segments_df")
+    player = gr.Audio(label=L("processed_audio"), interactive=False, visible=False, type="filepath",
+                      elem_id=f"{prefix}processed_audio")
+    with gr.Row():
+        downloads = [gr.DownloadButton(L(key), visible=False, size="sm", elem_id=f"{prefix}dl_{key[9:]}")
+                     for key in ("download_json", "download_embedding", "download_audio")]
+    log = gr.Textbox(label=L("log"), lines=4, interactive=False, elem_id=f"{prefix}process_log")
+    with gr.Accordion("result.json", open=False):
+        data = gr.JSON(elem_id=f"{prefix}result_json")
+    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, log, data)

@@ -1,0 +1,361 @@
+"""Streaming recognition: chunks of samples in, at any sample rate and channel count; an update
+per hop out; the whole recording's EmotionResult at the end.
+
+    stream = StreamingRecognizer(rec, sample_rate=44100, window_s=3.0, hop_s=0.5)
+    for chunk in chunks:                          # (n,) or (n, channels); float, or int16
+        for update in stream.feed(chunk):
+            print(update.end_s, update.emotion, update.confidence)   # emotion None: silence
+    last = stream.flush()                         # the hops the end of the input completes
+    result = stream.finish()                      # what rec.recognize() gives for all of it
+
+The decoding rules of a file hold: channels are averaged and the audio is resampled to 16 kHz
+with exactly `resample`'s filter, incrementally (an output sample is computed once all the input
+it depends on has arrived, so the stream's 16 kHz audio is the whole file's, to float rounding).
+Every hop of 16 kHz audio gives one update: the window [end - window_s, end) through `recognize`,
+unless Silero VAD (the silero-vad package, as `emotion batch --segment` uses) hears no speech in
+that hop, when the update says silence and the model is not run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S,
+                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, TOO_SHORT, Audio, AudioError, _check_format)
+from .errors import EmotionError
+from .labels import Label
+from .resample import _ratio, resample
+
+WINDOW_S = 3.0  # seconds of audio each update judges
+HOP_S = 0.5  # seconds between updates
+MIN_WINDOW = int(MIN_DURATION_S * SAMPLE_RATE)  # the first update waits for this much audio
+VAD_BLOCK = 512  # samples per Silero VAD step at 16 kHz (32 ms)
+VAD_THRESHOLD = 0.5  # speech probability above which a step counts as speech
+VAD_HANGOVER_S = 0.3  # speech this recent still counts, so pauses between words are not silence
+
+
+class VadUnavailableError(EmotionError, RuntimeError):
+    """Silence gating needs the silero-vad package."""
+
+
+def load_vad():
+    """A fresh Silero VAD model (each stream needs its own: the model keeps state between steps).
+    Importing silero_vad sets torch to one thread; the caller's setting is restored."""
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import load_silero_vad
+    except ImportError as exc:
+        raise VadUnavailableError("silence gating needs the silero-vad package (pip install silero-vad), "
+                                  "or pass vad=False") from exc
+    finally:
+        torch.set_num_threads(threads)
+    return load_silero_vad()
+
+
+class StreamResampler:
+    """Resampling to 16 kHz chunk by chunk, with `resample`'s exact filter.
+
+    `resample` is a polyphase filter: output block f (new_r samples) depends on source samples
+    [f*orig_r - width, (f+1)*orig_r + width). A block is emitted once those have all arrived, by
+    running `resample` on a stretch that starts a whole number of blocks earlier (so the block's
+    left context is real audio, not padding); flush() ends the stream with the filter's zero
+    padding, as `resample` does at the end of a file."""
+
+    def __init__(self, rate: int, target: int = SAMPLE_RATE):
+        self.rate, self.target = int(rate), int(target)
+        self.fed = 0  # source samples pushed
+        if self.rate != self.target:
+            self._orig, self._new, self._width = _ratio(self.rate, self.target)
+            self._margin = math.ceil(self._width / self._orig)  # blocks of left context
+            self._buf = torch.zeros(0)
+            self._base = 0  # source index of _buf[0]
+            self._block = 0  # next output block
+
+    def push(self, mono: torch.Tensor) -> torch.Tensor:
+        self.fed += len(mono)
+        if self.rate == self.target:
+            return mono
+        self._buf = torch.cat([self._buf, mono])
+        ready = (self.fed - self._width - self._orig) // self._orig + 1  # blocks whose input is all here
+        return self._emit(ready, final=False)
+
+    def flush(self) -> torch.Tensor:
+        if self.rate == self.target:
+            return torch.zeros(0)
+        return self._emit(None, final=True)
+
+    def _emit(self, ready: int | None, final: bool) -> torch.Tensor:
+        if not final and ready <= self._block:
+            return torch.zeros(0)
+        start_block = max(0, self._block - self._margin)
+        offset = start_block * self._orig - self._base
+        out = resample(self._buf[offset:], self.rate, self.target)
+        first = (self._block - start_block) * self._new
+        piece = out[first:] if final else out[first:(ready - start_block) * self._new]
+        if not final:
+            self._block = ready
+            keep = max(0, self._block - self._margin) * self._orig
+            self._buf = self._buf[keep - self._base:]
+            self._base = keep
+        return piece
+
+
+class SpeechGate:
+    """Silero VAD run step by step over a 16 kHz stream: speech(start, end) tells whether any 32 ms
+    step in [start - hangover, end) is speech. Remembers the last `horizon_s` seconds of steps."""
+
+    def __init__(self, threshold: float = VAD_THRESHOLD, hangover_s: float = VAD_HANGOVER_S,
+                 horizon_s: float = 60.0):
+        self.threshold = threshold
+        self.hangover = int(hangover_s * SAMPLE_RATE)
+        self._model = load_vad()
+        self._model.reset_states()
+        self._pending = np.zeros(0, np.float32)
+        self._pos = 0  # samples judged so far
+        self._steps: deque[tuple[int, float]] = deque(maxlen=int(horizon_s * SAMPLE_RATE / VAD_BLOCK) + 1)
+
+    def push(self, samples: np.ndarray) -> None:
+        data = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        n = len(data) // VAD_BLOCK * VAD_BLOCK
+        with torch.inference_mode():
+            for i in range(0, n, VAD_BLOCK):
+                prob = float(self._model(torch.from_numpy(np.ascontiguousarray(data[i:i + VAD_BLOCK])), SAMPLE_RATE))
+                self._pos += VAD_BLOCK
+                self._steps.append((self._pos, prob))
+        self._pending = data[n:].copy()
+
+    def speech(self, start: int, end: int) -> bool:
+        start -= self.hangover
+        return any(p >= self.threshold for stop, p in self._steps if stop > start and stop - VAD_BLOCK < end)
+
+
+class _Tape:
+    """16 kHz samples by absolute position: all of them, or only the newest `keep`."""
+
+    def __init__(self, keep: int | None = None):
+        self.keep = keep
+        self._data = np.zeros(SAMPLE_RATE, np.float32)
+        self.start = 0  # absolute position of _data[0]
+        self._len = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self._len
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def append(self, x: np.ndarray) -> None:
+        if self.keep is not None:
+            start = max(self.start, self.end + len(x) - self.keep)  # the new oldest position kept
+            old = max(0, self.end - start)  # held samples that stay
+            x = x[max(0, start - self.end):]
+            self._data[:old] = self._data[self._len - old:self._len]
+            self.start, self._len = start, old
+        if self._len + len(x) > len(self._data):
+            grown = np.zeros(max(2 * len(self._data), self._len + len(x)), np.float32)
+            grown[: self._len] = self._data[: self._len]
+            self._data = grown
+        self._data[self._len:self._len + len(x)] = x
+        self._len += len(x)
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        if a < self.start or b > self.end:
+            raise ValueError(f"samples {a}-{b} are no longer (or not yet) held: {self.start}-{self.end}")
+        return self._data[a - self.start:b - self.start].copy()
+
+
+def to_float(chunk, name: str = "stream") -> np.ndarray:
+    """A chunk as float32 (n,) or (n, channels): int16 and int32 scaled as a decoder scales them."""
+    x = np.asarray(chunk)
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    elif x.dtype == np.int32:
+        x = (x.astype(np.float64) / 2147483648.0).astype(np.float32)
+    elif x.dtype.kind == "f":
+        x = x.astype(np.float32, copy=False)
+    else:
+        raise AudioError(name, f"samples of type {x.dtype} (float, int16 or int32 are accepted)", INVALID)
+    if x.ndim not in (1, 2):
+        raise AudioError(name, f"expected 1-D samples or (n, channels), got shape {x.shape}", INVALID)
+    return x
+
+
+class AudioStream:
+    """Chunks at one source rate in, 16 kHz mono out, and the ends of the windows that are due.
+
+    keep_s: seconds of 16 kHz audio held (None: all of it, for finish()); at least the window."""
+
+    def __init__(self, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S, vad=True,
+                 keep_s: float | None = None, max_s: float = MAX_DURATION_S, name: str = "stream"):
+        if not 0 < hop_s <= window_s:
+            raise ValueError(f"need 0 < hop_s <= window_s, got hop {hop_s} and window {window_s}")
+        if window_s < MIN_DURATION_S:
+            raise ValueError(f"window_s must be at least {MIN_DURATION_S} s")
+        _check_format(name, int(sample_rate), 1)
+        self.name, self.rate, self.max_s = name, int(sample_rate), max_s
+        self.window_len, self.hop_len = round(window_s * SAMPLE_RATE), round(hop_s * SAMPLE_RATE)
+        self.channels: int | None = None
+        self.level_db = -math.inf  # loudness of the newest chunk
+        self.resampler = StreamResampler(self.rate)
+        self.tape = _Tape(None if keep_s is None else max(self.window_len, round(keep_s * SAMPLE_RATE)))
+        self.gate = SpeechGate(horizon_s=window_s + 2 * hop_s) if vad is True else (vad or None)
+        self._next = self.hop_len
+
+    @property
+    def duration_s(self) -> float:
+        return self.resampler.fed / self.rate
+
+    def check(self, chunk) -> np.ndarray:
+        """The chunk as float32 (n, channels), checked as a decoder checks a file."""
+        x = to_float(chunk, self.name)
+        x = x[:, None] if x.ndim == 1 else x
+        if self.channels is None:
+            _check_format(self.name, self.rate, x.shape[1])
+            self.channels = x.shape[1]
+        elif x.shape[1] != self.channels:
+            raise AudioError(self.name, f"the channel count changes mid-stream ({self.channels} to {x.shape[1]})",
+                             FORMAT_CHANGE)
+        if not np.isfinite(x).all():
+            raise AudioError(self.name, "contains NaN or infinite samples", NOT_FINITE)
+        if self.resampler.fed + len(x) > self.max_s * self.rate:
+            raise AudioError(self.name, f"longer than the {self.max_s:g} s limit", TOO_LONG)
+        return x
+
+    def push(self, chunk) -> list[int]:
+        """Take a chunk; return the ends (16 kHz sample positions) of the windows now due."""
+        x = self.check(chunk)
+        if not len(x):
+            return []
+        wave = torch.from_numpy(x)
+        mono = wave[:, 0].clone() if x.shape[1] == 1 else wave.mean(-1)  # as audio.prepare mixes
+        self.level_db = 10 * math.log10(max(float(np.mean(np.square(x))), 1e-10))
+        return self._take(self.resampler.push(mono))
+
+    def flush(self) -> list[int]:
+        """The input has ended: the resampler's last samples, and the windows they complete."""
+        return self._take(self.resampler.flush())
+
+    def _take(self, out: torch.Tensor) -> list[int]:
+        samples = out.numpy()
+        if len(samples):
+            self.tape.append(samples)
+            if self.gate is not None:
+                self.gate.push(samples)
+        ends = []
+        while self._next <= self.tape.end:
+            if self._next >= MIN_WINDOW:
+                ends.append(self._next)
+            self._next += self.hop_len
+        return ends
+
+    def window(self, end: int) -> np.ndarray:
+        return self.tape.get(max(0, end - self.window_len), end)
+
+    def speech(self, end: int) -> bool:
+        """Whether the hop ending at `end` holds speech (always, without a gate)."""
+        return self.gate is None or self.gate.speech(end - self.hop_len, end)
+
+
+@dataclass
+class StreamUpdate:
+    """One hop's verdict on the window [start, end) (16 kHz sample positions)."""
+
+    start: int
+    end: int
+    speech: bool
+    scores: dict[str, float] | None = None  # None for silence
+    label: Label | None = None
+    confidence: float | None = None
+    model_ms: float | None = None
+    timing: dict = field(default_factory=dict)  # what a front end measured on the way
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end / SAMPLE_RATE
+
+    @property
+    def emotion(self) -> str | None:
+        return self.label.key if self.label else None
+
+    def line(self) -> str:
+        """One line for a terminal: time, emoji, English and Chinese name, confidence."""
+        head = f"{self.start_s:7.2f}-{self.end_s:.2f} s"
+        if not self.speech:
+            return f"{head}  ·  silence"
+        lb = self.label
+        return f"{head}  {lb.emoji} {lb.key:<9} {self.confidence:6.1%}  {lb.zh}  ({self.model_ms:.0f} ms)"
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 4), "end_s": round(self.end_s, 4), "speech": self.speech,
+                "emotion": self.emotion, "confidence": self.confidence, "scores": self.scores,
+                "model_ms": self.model_ms, **self.timing}
+
+
+def score_window(recognizer, samples: np.ndarray, start: int, end: int, speech: bool,
+                 name: str = "window") -> StreamUpdate:
+    """The update for one window: `recognize` on its 16 kHz samples, or silence."""
+    if not speech:
+        return StreamUpdate(start, end, False)
+    began = time.perf_counter()
+    res = recognizer.recognize(samples, sample_rate=SAMPLE_RATE, name=name)
+    return StreamUpdate(start, end, True, res.scores, res.label, res.confidence,
+                        round((time.perf_counter() - began) * 1000, 2))
+
+
+class StreamingRecognizer:
+    """A Recognizer fed chunk by chunk (see the module's docstring). Not thread-safe: one stream
+    per caller; many streams may share one Recognizer.
+
+    latest_only: when one feed() makes several hops due (the caller fell behind), judge only the
+    newest and count the others in `skipped`."""
+
+    def __init__(self, recognizer, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S,
+                 vad=True, latest_only: bool = False, name: str = "stream", max_s: float = MAX_DURATION_S):
+        self.recognizer = recognizer
+        self.stream = AudioStream(sample_rate, window_s, hop_s, vad, None, max_s, name)
+        self.latest_only = latest_only
+        self.skipped = 0
+        self._flushed = False
+
+    def feed(self, chunk) -> list[StreamUpdate]:
+        if self._flushed:
+            raise RuntimeError("the stream has been flushed: start a new StreamingRecognizer")
+        return self._updates(self.stream.push(chunk))
+
+    def flush(self) -> list[StreamUpdate]:
+        """End of input: the updates for the hops its last samples complete."""
+        if self._flushed:
+            return []
+        self._flushed = True
+        return self._updates(self.stream.flush())
+
+    def _updates(self, ends: list[int]) -> list[StreamUpdate]:
+        if self.latest_only and len(ends) > 1:
+            self.skipped += len(ends) - 1
+            ends = ends[-1:]
+        s = self.stream
+        return [score_window(self.recognizer, s.window(e), max(0, e - s.window_len), e, s.speech(e), s.name)
+                for e in ends]
+
+    def finish(self, granularity: str = "utterance"):
+        """The EmotionResult of everything fed, as `recognize` gives it for the same audio."""
+        self.flush()
+        s = self.stream
+        samples = s.tape.get(0, s.tape.end)
+        if len(samples) < MIN_WINDOW:
+            raise AudioError(s.name, f"too short: {len(samples) / SAMPLE_RATE:.3f} s (at least "
+                             f"{MIN_DURATION_S} s is needed)", TOO_SHORT)
+        audio = Audio(samples, s.name, s.rate, s.channels or 1)
+        return self.recognizer.analyse([audio], granularity)[0]

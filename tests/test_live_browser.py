@@ -1,0 +1,133 @@
+"""The Live tab in Chromium with its fake microphone playing real speech with a 3 s pause: updates
+while "speaking", silence shown as silence, latency measured on the page, a saved result after
+stop, and a closed tab freeing its session. Screenshots in test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from emotion.app.live import hub_for
+from emotion.files import is_complete
+from emotion.resample import resample
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import ARTIFACTS, app_url, playwright  # noqa: F401
+
+# each change of the current emotion's element, with the page's clock (same host as the server's)
+OBSERVE = """
+window.__live = [];
+new MutationObserver(() => {
+  const el = document.querySelector('#live_now [data-spoken]');
+  if (el && el.dataset.seq !== window.__seq) {
+    window.__seq = el.dataset.seq;
+    window.__live.push({seq: +el.dataset.seq, speech: el.dataset.speech === '1', spoken: +el.dataset.spoken,
+                        shown: Date.now()});
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+"""
+
+
+@pytest.fixture(scope="module")
+def microphone_file(speech_file, tmp_path_factory):
+    """The two utterances with a pause (tests/conftest.py) as 16-bit 48 kHz WAV, which Chromium's
+    fake microphone plays in a loop."""
+    samples, rate = sf.read(speech_file, dtype="float32")
+    wave = resample(torch.from_numpy(samples), rate, 48000).numpy()
+    path = tmp_path_factory.mktemp("fake-mic") / "speech_48k.wav"
+    sf.write(path, np.clip(wave, -1, 1), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def mic_browser(playwright, microphone_file):  # noqa: F811
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone_file}"])
+    yield b
+    b.close()
+
+
+def open_live_tab(browser, url):
+    context = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.add_init_script(OBSERVE)
+    page.goto(url)
+    page.wait_for_selector("#model_status :text('tiny')")
+    page.get_by_role("tab", name="Live").click()
+    page.wait_for_timeout(2000)  # the recorder loads its WAV encoder after the tab shows; no sign of it in the page
+    return context, page
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    hub = hub_for(tiny_recognizer)
+    context, page = open_live_tab(mic_browser, app_url)
+    try:
+        page.locator("#live_audio button.record-button").click()
+        seen = lambda: page.evaluate("window.__live")  # noqa: E731
+        # speech (0.4-2.8 s), then the pause shown as silence, then speech again (from 6.4 s)
+        wait_until(lambda: any(u["speech"] for u in seen()) and any(not u["speech"] for u in seen())
+                   and seen()[-1]["speech"] and len(seen()) > 8, 40, "speech, silence, speech")
+        updates = seen()
+        first_silence = next(i for i, u in enumerate(updates) if not u["speech"])
+        assert any(u["speech"] for u in updates[:first_silence]), updates
+        assert page.locator('#live_timeline [data-emotion="silence"]').count() >= 1
+        assert "dBFS" in page.locator("#live_meter").inner_text()
+        log_text = page.locator("#live_log textarea").input_value()
+        assert "latency (newest sample -> page)" in log_text and "analysed" in log_text, log_text
+        page.screenshot(path=str(ARTIFACTS / "live_recording.png"), full_page=True)
+        assert hub.sessions == 1
+        [session] = hub._sessions.values()
+        server = list(session.latencies)  # newest sample -> handed to the page, as the server saw it
+        page.locator("#live_audio button.stop-button").click()
+        page.wait_for_function("document.querySelector('#live_process_log textarea').value.includes('saved in')")
+        assert hub.sessions == 0  # stop freed the session
+        assert "%" in page.locator("#live_emotion_md").inner_text()  # the upload's view of the whole recording
+        for button in ("#live_dl_json", "#live_dl_audio"):
+            page.locator(button).wait_for(state="visible")
+        log_text = page.locator("#live_process_log textarea").input_value()
+        folder = Path(log_text.split("saved in: ")[1].splitlines()[0])
+        assert folder.parent.parent.name == "users"  # in this browser's own history
+        assert is_complete(folder) and (folder / "processed_audio.wav").is_file(), folder
+        recorded = float(log_text.split("duration:")[1].split("s")[0])
+        assert recorded > 5.0, log_text  # the whole recording, analysed as an upload
+        page.screenshot(path=str(ARTIFACTS / "live_saved.png"), full_page=True)
+    finally:
+        context.close()
+    latencies = [(u["shown"] - u["spoken"]) / 1000 for u in updates]
+    figures = {"updates": len(updates), "median_s": statistics.median(latencies), "max_s": max(latencies),
+               "server_median_s": statistics.median(server), "latencies_s": [round(x, 3) for x in latencies]}
+    (ARTIFACTS / "live_latency.json").write_text(json.dumps(figures, indent=1))
+    print(f"newest sample -> on the page: median {figures['median_s']:.2f} s, max {figures['max_s']:.2f} s "
+          f"over {len(updates)} updates (tiny model); handed to the page: median {figures['server_median_s']:.2f} s")
+    assert 0 < figures["median_s"] < 3.0, figures  # a loose bar for a shared 2-core machine
+
+
+def test_closing_the_tab_frees_the_session(mic_browser, app_url, tiny_recognizer):  # noqa: F811
+    hub = hub_for(tiny_recognizer)
+    context, page = open_live_tab(mic_browser, app_url)
+    page.locator("#live_audio button.record-button").click()
+    wait_until(lambda: hub.sessions == 1 and hub.memory_bytes() > 0, 30, "a live session")
+    closed = time.monotonic()
+    context.close()
+    wait_until(lambda: hub.sessions == 0, 8, "the session to be freed")
+    assert time.monotonic() - closed < hub.idle_s  # by the page's unload event, not the idle sweep
+    assert hub.memory_bytes() == 0 and not list(hub.spool_dir.iterdir())
