@@ -16,7 +16,7 @@ from ..errors import EmotionError
 from ..model import DEFAULT_MODEL, KNOWN_MODELS
 from ..recognizer import GRANULARITIES, BusyError
 from . import cli_adapt, cli_stream
-from .settings import Settings, add_audio_options, add_model_options
+from .settings import Settings, add_model_options, command_options
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing was done: fix the command, the inputs or the model
@@ -209,9 +209,7 @@ def _add_recognize(sub) -> None:
     p.add_argument("--no-embedding", action="store_true", help="do not write embedding.npy")
     p.add_argument("--isolate-decoding", action="store_true",
                    help="decode in a worker process, so a decoder crash or hang costs one file, not the run")
-    add_model_options(p)
-    add_audio_options(p)
-    p.set_defaults(func=cmd_recognize)
+    command_options(p, cmd_recognize)
 
 
 def _add_batch(sub) -> None:
@@ -238,9 +236,7 @@ def _add_batch(sub) -> None:
     p.add_argument("--cpus-per-replica", type=int, default=None,
                    help="with --ray on CPUs: cores per replica (default: half the cluster's, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_options(p)
-    add_audio_options(p)
-    p.set_defaults(func=cmd_batch)
+    command_options(p, cmd_batch)
 
 
 def build_parser() -> argparse.ArgumentParser:

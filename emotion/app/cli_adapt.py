@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .settings import Settings, add_audio_options, add_model_options
+from .settings import Settings, command_options
 
 CACHE_NAME = ".adapt-cache"
 
@@ -33,9 +33,7 @@ def add_parser(sub) -> None:
                    help="weight penalty, 1/C of scikit-learn's LogisticRegression (default: 1.0)")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_options(p)
-    add_audio_options(p)
-    p.set_defaults(func=cmd_adapt)
+    command_options(p, cmd_adapt)
 
 
 def cmd_adapt(args, settings: Settings) -> int:

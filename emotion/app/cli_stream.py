@@ -11,7 +11,7 @@ import sys
 import time
 
 from ..stream import HOP_S, WINDOW_S
-from .settings import Settings, add_audio_options, add_model_options
+from .settings import Settings, command_options
 
 CHUNK_S = 0.25  # seconds per chunk fed, as the web app's microphone sends them
 
@@ -19,16 +19,14 @@ CHUNK_S = 0.25  # seconds per chunk fed, as the web app's microphone sends them
 def add_parser(sub) -> None:
     p = sub.add_parser("stream", help="play a file through the streaming recognizer: a line per update")
     p.add_argument("input", metavar="FILE", help="an audio file")
-    p.add_argument("--hop", type=float, default=HOP_S, help="seconds between updates (default: %(default)s)")
-    p.add_argument("--window", type=float, default=WINDOW_S,
-                   help="seconds of audio each update judges (default: %(default)s)")
-    p.add_argument("--chunk", type=float, default=CHUNK_S, help="seconds per chunk fed (default: %(default)s)")
+    for option, default, what in (("--hop", HOP_S, "seconds between updates"),
+                                  ("--window", WINDOW_S, "seconds of audio each update judges"),
+                                  ("--chunk", CHUNK_S, "seconds per chunk fed")):
+        p.add_argument(option, type=float, default=default, help=f"{what} (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="feed as fast as the model goes, not at real-time pace")
     p.add_argument("--no-vad", action="store_true",
                    help="judge every hop (default: hops Silero VAD finds silent say silence)")
-    add_model_options(p)
-    add_audio_options(p)
-    p.set_defaults(func=cmd_stream)
+    command_options(p, cmd_stream)
 
 
 def cmd_stream(args, settings: Settings) -> int:

@@ -126,3 +126,10 @@ def add_audio_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration", dest="max_duration_s", type=float, default=None, metavar="S",
                         help="refuse audio longer than this many seconds (default: $EMOTION_MAX_DURATION_S, "
                              f"else {MAX_DURATION_S:g})")
+
+
+def command_options(parser: argparse.ArgumentParser, func: Callable) -> None:
+    """What every command that analyses audio takes (model and audio options), and its function."""
+    add_model_options(parser)
+    add_audio_options(parser)
+    parser.set_defaults(func=func)
