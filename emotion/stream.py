@@ -44,15 +44,14 @@ class VadUnavailableError(EmotionError, RuntimeError):
     """Silence gating needs the silero-vad package."""
 
 
-def load_vad():
-    """A fresh Silero VAD model (each stream needs its own: the model keeps state between steps).
-    Importing silero_vad sets torch to one thread; the caller's setting is restored."""
+def load_vad(needed_for: str = "silence gating (or pass vad=False)"):
+    """A fresh Silero VAD model (each stream or thread needs its own: the model keeps state between
+    steps). Importing silero_vad sets torch to one thread; the caller's setting is restored."""
     threads = torch.get_num_threads()
     try:
         from silero_vad import load_silero_vad
     except ImportError as exc:
-        raise VadUnavailableError("silence gating needs the silero-vad package (pip install silero-vad), "
-                                  "or pass vad=False") from exc
+        raise VadUnavailableError(f"{needed_for} needs the silero-vad package (pip install silero-vad)") from exc
     finally:
         torch.set_num_threads(threads)
     return load_silero_vad()

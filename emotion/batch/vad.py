@@ -15,17 +15,13 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from ..errors import EmotionError
+from ..stream import load_vad
 
 THRESHOLD = 0.5  # speech probability above which a 32 ms window counts as speech
 MIN_SPEECH_S = 0.25  # shorter bursts are dropped
 MIN_SILENCE_S = 0.3  # pauses shorter than this do not split a segment
 SPEECH_PAD_S = 0.1  # seconds of context kept on each side of a segment
 MAX_SPEECH_S = 30.0  # longer speech is split (at a pause where there is one): one model window
-
-
-class VadUnavailableError(EmotionError, RuntimeError):
-    """The silero-vad package is not installed or its model cannot be loaded."""
 
 
 class SpeechDetector:
@@ -45,12 +41,7 @@ class SpeechDetector:
     def _model(self):
         model = getattr(self._local, "model", None)
         if model is None:
-            try:
-                from silero_vad import load_silero_vad
-            except ImportError as exc:
-                raise VadUnavailableError(
-                    "--segment needs the silero-vad package (pip install silero-vad)") from exc
-            model = self._local.model = load_silero_vad()  # the TorchScript model inside the package
+            model = self._local.model = load_vad("--segment")  # the TorchScript model inside the package
         return model
 
     def speech_spans(self, samples: np.ndarray) -> list[tuple[float, float]]:
