@@ -3,10 +3,13 @@ one request, not the server.
 
     decoder = IsolatedDecoder()              # workers start on first use
     audio = decoder.load("upload.wav")        # an Audio, or AudioError (decoder_crashed, decode_timeout...)
+    left, right = decoder.load_channels("call.wav", channels="each")
     decoder.close()
 
 Each worker is a long-lived process (forked from a forkserver that has already imported this
-package, so a replacement starts in milliseconds) running load_audio on the paths it is sent.
+package, so a replacement starts in milliseconds) running load_channels on the paths it is sent.
+It builds the resampling kernels of the common source rates when it starts, so that neither the
+first file at such a rate nor the parent process pays for them.
 A worker that dies is reported as AudioError(code=DECODER_CRASHED) for the file it held and is
 replaced; one that does not answer within the hard timeout is killed and replaced the same way.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from .audio import (DECODE_TIMEOUT, DECODER_CRASHED, MAX_DECODE_S, MAX_DURATION_S, Audio, AudioError,
-                    load_audio)
+                    load_channels)
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +34,24 @@ TIMEOUT_GRACE_S = 5.0  # the hard timeout is the decode-time cap plus this (resa
 START_METHOD = "forkserver"
 
 
-def _serve(conn: Connection, load: Callable[..., Audio]) -> None:
-    """A worker's loop: receive (path, max_duration_s, max_decode_s), answer ("ok", Audio) or
-    ("error", AudioError)."""
+def _serve(conn: Connection, load: Callable[..., Audio | list[Audio]]) -> None:
+    """A worker's loop: receive (path, max_duration_s, max_decode_s, channels), answer ("ok",
+    clips) or ("error", AudioError)."""
     import resource
     import signal
 
+    from .resample import warm_kernels
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
+    warm_kernels()
     while True:
         try:
-            path, max_duration_s, max_decode_s = conn.recv()
+            path, max_duration_s, max_decode_s, channels = conn.recv()
         except (EOFError, OSError):  # the parent is gone
             return
         try:
-            answer = ("ok", load(path, max_duration_s=max_duration_s, max_decode_s=max_decode_s))
+            answer = ("ok", load(path, max_duration_s=max_duration_s, max_decode_s=max_decode_s, channels=channels))
         except AudioError as exc:
             answer = ("error", exc)
         except Exception as exc:  # a decoder bug: this file fails, the worker lives on
@@ -71,15 +77,17 @@ class _Worker:
 
 
 class IsolatedDecoder:
-    """load_audio in a pool of worker processes with a hard timeout; thread-safe.
+    """load_channels in a pool of worker processes with a hard timeout; thread-safe.
 
     `workers` bounds how many files decode at once; `load` is the function the workers run (a
-    module-level function taking (path, max_duration_s=, max_decode_s=); tests inject faults here).
+    module-level function taking (path, max_duration_s=, max_decode_s=, channels=) and giving an
+    Audio or a list of them; tests inject faults here).  max_duration_s is the cap a server keeps
+    for strangers' uploads (None: none).
     """
 
-    def __init__(self, workers: int = 1, max_duration_s: float = MAX_DURATION_S,
+    def __init__(self, workers: int = 1, max_duration_s: float | None = MAX_DURATION_S,
                  max_decode_s: float = MAX_DECODE_S, timeout_s: float | None = None,
-                 load: Callable[..., Audio] = load_audio, start_method: str = START_METHOD):
+                 load: Callable[..., Audio | list[Audio]] = load_channels, start_method: str = START_METHOD):
         self.max_duration_s = max_duration_s
         self.max_decode_s = max_decode_s
         self.timeout_s = timeout_s if timeout_s is not None else max_decode_s + TIMEOUT_GRACE_S
@@ -111,8 +119,16 @@ class IsolatedDecoder:
         for slot in slots:
             self._idle.put(slot or self._start())
 
-    def load(self, path: str | os.PathLike) -> Audio:
-        """load_audio(path) in a worker: an Audio, or AudioError with one of audio.REASONS."""
+    def load(self, path: str | os.PathLike, channels: str = "mix") -> Audio:
+        """load_audio(path) in a worker: an Audio (the channels mixed, or the "left" or "right"
+        one), or AudioError with one of audio.REASONS."""
+        if channels == "each":
+            raise ValueError("load gives one clip; use load_channels(path, channels='each')")
+        return self.load_channels(path, channels)[0]
+
+    def load_channels(self, path: str | os.PathLike, channels: str = "mix") -> list[Audio]:
+        """load_channels(path, channels=...) in a worker: one clip per chosen channel, or
+        AudioError with one of audio.REASONS."""
         if self._closed:
             raise RuntimeError("the decoder is closed")
         worker = self._idle.get()
@@ -121,7 +137,8 @@ class IsolatedDecoder:
                 if worker is not None:
                     self._retire(worker)
                 worker = self._start()
-            status, value = self._ask(worker, Path(path).name, str(path))
+            status, value = self._ask(worker, Path(path).name, (str(path), self.max_duration_s, self.max_decode_s,
+                                                                 channels))
         except BaseException:  # timed out, crashed or interrupted: the worker's state is unknown
             if worker is not None:
                 self._retire(worker)
@@ -131,11 +148,11 @@ class IsolatedDecoder:
             self._idle.put(worker)  # None: the slot starts a fresh worker next time
         if status == "error":
             raise value
-        return value
+        return [value] if isinstance(value, Audio) else value
 
-    def _ask(self, worker: _Worker, name: str, path: str) -> tuple[str, Audio | AudioError]:
+    def _ask(self, worker: _Worker, name: str, request: tuple) -> tuple[str, list[Audio] | Audio | AudioError]:
         try:
-            worker.conn.send((path, self.max_duration_s, self.max_decode_s))
+            worker.conn.send(request)
             if not worker.conn.poll(self.timeout_s):
                 log.warning("%s: no answer from the decoder within %g s; killing it", name, self.timeout_s)
                 raise AudioError(name, f"decoding took longer than {self.timeout_s:g} s", DECODE_TIMEOUT)
