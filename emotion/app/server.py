@@ -44,7 +44,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Speech emotion recognition web app (Emotion2Vec+).")
     add_model_options(parser)
-    add_audio_options(parser)
+    add_audio_options(parser, app=True)
     parser.add_argument("--host", default=None, help=f"address to listen on ($GRADIO_SERVER_NAME; now {settings.host})")
     parser.add_argument("--port", type=int, default=None, help=f"port ($GRADIO_SERVER_PORT; now {settings.port})")
     parser.add_argument("--queue-size", type=int, default=None,
@@ -82,11 +82,15 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     decoder = None
     if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
-        decoder = IsolatedDecoder(workers=args.decoders, max_duration_s=settings.max_duration_s,
+        decoder = IsolatedDecoder(workers=args.decoders, max_duration_s=settings.app_max_duration_s,
                                   max_decode_s=settings.max_decode_s)
+    else:  # this process decodes: its resampling kernels are built here (else in the workers)
+        from ..resample import warm_kernels
+
+        warm_kernels()
     try:
         rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                              loader=decoder.load if decoder else settings.loader())
+                              loader=decoder.load_channels if decoder else settings.loader())
         log.info("engine ready: %s", rec.model_info())
         sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
         if decoder is not None:
