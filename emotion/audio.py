@@ -85,6 +85,12 @@ def is_silent(samples: np.ndarray | torch.Tensor) -> bool:
     return len(samples) == 0 or float(abs(samples).max()) < SILENCE_PEAK
 
 
+def check_finite(name: str, wave: torch.Tensor) -> None:
+    """Refuse NaN or infinite samples (not_finite)."""
+    if not bool(torch.isfinite(wave).all()):
+        raise AudioError(name, "contains NaN or infinite samples", NOT_FINITE)
+
+
 def check_length(name: str, samples: int, rate: int) -> None:
     """Refuse a clip under MIN_DURATION_S (too_short)."""
     if samples < MIN_DURATION_S * rate:
@@ -102,8 +108,7 @@ def prepare(samples: torch.Tensor | np.ndarray, rate: int, name: str, channels: 
     if wave.ndim != 1:
         raise AudioError(name, f"expected 1-D samples or (n, channels), got shape {tuple(wave.shape)}", INVALID)
     check_format(name, int(rate), channels)
-    if not bool(torch.isfinite(wave).all()):
-        raise AudioError(name, "contains NaN or infinite samples", NOT_FINITE)
+    check_finite(name, wave)
     check_length(name, wave.numel(), rate)
     start = time.perf_counter()
     wave = resample(wave, int(rate), SAMPLE_RATE)

@@ -7,7 +7,7 @@ The file's result: scores of the mean of all frames (as for a clip held whole), 
 Segment per window: start, end, emotion, confidence, scores), and as embedding the mean of all
 frames for utterance granularity, the mean of each window's frames ((windows, D)) for frame
 granularity.  Unlike a clip held whole, which is normalised over its whole length, each window
-is normalised over its own 30 s, closer to the utterances the model was trained on and robust to
+is normalised over its own 8 s, closer to the utterances the model was trained on and robust to
 level changes over hours.
 """
 
@@ -79,7 +79,7 @@ def analyse_stream(rec, stream, granularity: str = "utterance") -> list[EmotionR
         embedding = (k.total / k.frames).float()
         stored = embedding if granularity == "utterance" else torch.stack(k.means)
         result = rec._summary(info, stream.duration_s, embedding, stored, granularity, silent=k.silent)
-        result.chunks, result.chunk_s, result.windows = len(k.windows), rec.chunk_s, k.windows
+        result.chunks, result.chunk_s, result.windows = len(k.windows), stream.window_s, k.windows
         result.timing["inference_ms"] = round(spent / len(kept), 2)
         if granularity == "frame":
             rec._add_frames(result, np.concatenate(k.scores), np.concatenate(k.starts), stream.duration_s)

@@ -61,7 +61,7 @@ class Recognizer:
     loader(path) for the default mix and loader(path, channels=...) otherwise, and may return an
     Audio or a list of them (one per channel).  `streamer`, if given (functools.partial of
     emotion.stream.AudioStream), analyses the files the loader refuses as too long as a stream:
-    streamer(path, window_s=chunk_s, channels=...)."""
+    streamer(path, channels=...)."""
 
     def __init__(self, model: LoadedModel, chunk_s: float = CHUNK_S, batch_size: int | None = None,
                  smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S,
@@ -289,11 +289,11 @@ class Recognizer:
                        channels: str = "mix") -> list[EmotionResult]:
         """A file of any length analysed as a stream (self.streamer, else emotion.stream.AudioStream
         without a cap), in memory independent of its length: one result per chosen channel, each
-        window of chunk_s normalised and analysed on its own as it comes (see emotion.longaudio)."""
+        window normalised and analysed on its own as it comes (see emotion.longaudio)."""
         from .longaudio import analyse_stream
         from .stream import AudioStream
 
-        stream = (self.streamer or AudioStream)(path, window_s=self.chunk_s, channels=channels)
+        stream = (self.streamer or AudioStream)(path, channels=channels)
         try:
             return analyse_stream(self, stream, granularity)
         finally:

@@ -1,6 +1,6 @@
 """Long recordings in bounded memory: decoded, resampled and cut into windows as they stream.
 
-    stream = AudioStream("call_3h.mp3", window_s=30, channels="each")
+    stream = AudioStream("call_3h.mp3", channels="each")   # windows of WINDOW_S (8 s)
     for window in stream.windows():      # Window(offset, clips): one 16 kHz clip per channel
         ...                              # analyse it, keep what it gave, drop the samples
     stream.warnings, stream.duration_s   # known once the stream has ended
@@ -23,13 +23,16 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, check_file, check_length, load_channels
+from .audio import SAMPLE_RATE, check_file, check_finite, check_length, load_channels
 from .decode import MAX_DECODE_S, MAX_DURATION_S, Reader
-from .errors import NOT_FINITE, AudioError
 from .files import file_sha256
 from .resample import StreamResampler
 
-WINDOW_S = 30.0  # seconds of 16 kHz audio per window
+# Seconds of 16 kHz audio per window.  Not the 30 s of a clip held whole: the large model's forward
+# pass over 30 s peaks at +650 MB (ALiBi masks grow with the square of the length), over 8 s at
+# +180 MB, which keeps a recording of any length under 2 GB with the large model in fp32
+# (torch, weights and FFmpeg take about 1.8 GB of that).  See BENCHMARKS.md.
+WINDOW_S = 8.0
 FEED_S = 5.0  # seconds of source audio gathered before it is resampled
 # Files up to this long are decoded whole, normalised whole and cut into equal windows, as ever;
 # longer ones are streamed (where a streamer is given: the command line and the batch command).
@@ -42,14 +45,16 @@ def whole_cap(max_duration_s: float | None, stream_above_s: float = STREAM_ABOVE
 
 
 def long_audio_loaders(max_duration_s: float | None = None, max_decode_s: float = MAX_DECODE_S,
-                       stream_above_s: float = STREAM_ABOVE_S) -> tuple[Callable, Callable | None]:
+                       stream_above_s: float = STREAM_ABOVE_S,
+                       window_s: float = WINDOW_S) -> tuple[Callable, Callable | None]:
     """(loader, streamer) for a Recognizer that analyses any length up to max_duration_s (None:
-    no cap): files up to stream_above_s are loaded whole, longer ones streamed."""
+    no cap): files up to stream_above_s are loaded whole, longer ones streamed in windows of
+    window_s."""
     loader = partial(load_channels, max_duration_s=whole_cap(max_duration_s, stream_above_s),
                      max_decode_s=max_decode_s)
     if max_duration_s is not None and max_duration_s <= stream_above_s:
         return loader, None
-    return loader, partial(AudioStream, max_duration_s=max_duration_s, max_decode_s=max_decode_s)
+    return loader, partial(AudioStream, window_s=window_s, max_duration_s=max_duration_s, max_decode_s=max_decode_s)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class AudioStream:
         self.path = Path(path)
         self.name = self.path.name
         check_file(self.path)
+        self.window_s = window_s
         self.window = int(window_s * SAMPLE_RATE)
         self._reader = Reader(str(self.path), self.name, max_duration_s, max_decode_s, channels)
         self.source_rate, self.channels, self.names = self._reader.rate, self._reader.channels, self._reader.names
@@ -97,8 +103,8 @@ class AudioStream:
     def _push(self, resamplers: list[StreamResampler], pending: list[list[torch.Tensor]],
               last: bool = False) -> list[torch.Tensor]:
         pieces = [torch.cat(part) if part else torch.zeros(0) for part in pending]
-        if not all(bool(torch.isfinite(p).all()) for p in pieces):
-            raise AudioError(self.name, "contains NaN or infinite samples", NOT_FINITE)
+        for piece in pieces:
+            check_finite(self.name, piece)
         start = time.perf_counter()
         out = [r.push(p) for r, p in zip(resamplers, pieces)]
         if last:
