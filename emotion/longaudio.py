@@ -2,12 +2,13 @@
 its length: each window is normalised and run on its own as it comes, and only what each window
 gave is kept (its mean embedding and scores; with frame granularity also its per-frame scores,
 9 numbers per 20 ms, about 6 MB an hour), never the audio or the (T, D) frame embeddings.
+Windows are emotion.stream.WINDOW_S (6 s) long, which bounds the model's own peak too.
 
 The file's result: scores of the mean of all frames (as for a clip held whole), `windows` (one
 Segment per window: start, end, emotion, confidence, scores), and as embedding the mean of all
 frames for utterance granularity, the mean of each window's frames ((windows, D)) for frame
 granularity.  Unlike a clip held whole, which is normalised over its whole length, each window
-is normalised over its own 8 s, closer to the utterances the model was trained on and robust to
+is normalised over its own 6 s, closer to the utterances the model was trained on and robust to
 level changes over hours.
 """
 

@@ -1,6 +1,6 @@
 """Long recordings in bounded memory: decoded, resampled and cut into windows as they stream.
 
-    stream = AudioStream("call_3h.mp3", channels="each")   # windows of WINDOW_S (8 s)
+    stream = AudioStream("call_3h.mp3", channels="each")   # windows of WINDOW_S (6 s)
     for window in stream.windows():      # Window(offset, clips): one 16 kHz clip per channel
         ...                              # analyse it, keep what it gave, drop the samples
     stream.warnings, stream.duration_s   # known once the stream has ended
@@ -29,10 +29,11 @@ from .files import file_sha256
 from .resample import StreamResampler
 
 # Seconds of 16 kHz audio per window.  Not the 30 s of a clip held whole: the large model's forward
-# pass over 30 s peaks at +650 MB (ALiBi masks grow with the square of the length), over 8 s at
-# +180 MB, which keeps a recording of any length under 2 GB with the large model in fp32
-# (torch, weights and FFmpeg take about 1.8 GB of that).  See BENCHMARKS.md.
-WINDOW_S = 8.0
+# pass over 30 s peaks at +650 MB (ALiBi masks grow with the square of the length; the conv front
+# end's first layers take about 22 MB a second), over 6 s at +130 MB, which keeps a recording of
+# any length under 2 GB with the large model in fp32 (torch and the weights alone hold 1.74 GB).
+# 6 s is also about as long as the utterances such models are trained on.  See BENCHMARKS.md.
+WINDOW_S = 6.0
 FEED_S = 5.0  # seconds of source audio gathered before it is resampled
 # Files up to this long are decoded whole, normalised whole and cut into equal windows, as ever;
 # longer ones are streamed (where a streamer is given: the command line and the batch command).
