@@ -6,7 +6,11 @@ softmax(head(mean)); "unuse" classes get a logit of -inf.  Beyond the reference:
 - per-frame scores (the head on each frame) and a smoothed timeline at frame granularity;
 - clips of different lengths batched with padding masks, same results as one at a time;
 - clips longer than chunk_s analysed in equal windows of at most chunk_s, so memory stays
-  bounded; the result says how many.
+  bounded; the result says how many;
+- files longer than the loader takes analysed as a stream (emotion.audiostream), window by window,
+  in memory independent of their length, when the recognizer is given a `streamer`;
+- one channel, or each channel apart (`channels`), besides the reference's mix;
+- silence flagged (result.silent), not given an emotion of its own.
 """
 
 from __future__ import annotations
@@ -22,11 +26,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, Audio, AudioError, load_audio, normalize, prepare
-from .errors import EmotionError
+from .audio import SAMPLE_RATE, SILENT_WARNING, Audio, AudioError, is_silent, load_channels, normalize, prepare_channels
+from .errors import TOO_LONG, EmotionError
 from .labels import label_keys
 from .model import LoadedModel, load_model
-from .resample import resample
 from .results import EmotionResult
 from .timeline import MIN_SEGMENT_S, SMOOTHING_S, segments
 
@@ -39,7 +42,6 @@ CPU_BATCH = 1  # on this kind of CPU padded batches do not pay (see BENCHMARKS.m
 GPU_BATCH = 32
 WARMUP_CPU_S = (1.0,)  # seconds of audio run at start-up (see Recognizer.warmup)
 WARMUP_GPU_S = (1.0, 5.0, 30.0)
-COMMON_RATES = (8000, 22050, 44100, 48000)  # source rates whose resampling filter is built at start-up
 BUSY_MESSAGE = "busy: not enough GPU memory, try again"
 BATCH_SAMPLES = 32 * 30 * SAMPLE_RATE  # upper bound on padded samples in one batch
 
@@ -92,14 +94,20 @@ class FairLock:
 class Recognizer:
     """Holds a loaded model; thread-safe (one forward pass at a time, in the order asked for).
 
-    `loader` turns a path into an Audio: load_audio by default (functools.partial of it for other
-    caps), or IsolatedDecoder(...).load to decode in worker processes."""
+    `loader` turns a path into clips: load_channels by default (functools.partial of it for other
+    caps), or IsolatedDecoder(...).load_channels to decode in worker processes.  It is called as
+    loader(path) for the default mix and loader(path, channels=...) otherwise, and may return an
+    Audio or a list of them (one per channel).  `streamer`, if given (functools.partial of
+    emotion.audiostream.AudioStream), analyses the files the loader refuses as too long as a stream:
+    streamer(path, channels=...)."""
 
     def __init__(self, model: LoadedModel, chunk_s: float = CHUNK_S, batch_size: int | None = None,
                  smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S,
-                 max_padding: float = MAX_PADDING, loader: Callable[[str | os.PathLike], Audio] = load_audio):
+                 max_padding: float = MAX_PADDING, loader: Callable[..., Audio | list[Audio]] = load_channels,
+                 streamer: Callable | None = None):
         self.model = model
         self.loader = loader
+        self.streamer = streamer
         self.chunk_s = chunk_s
         self.batch_size = batch_size or (GPU_BATCH if model.device.type == "cuda" else CPU_BATCH)
         self.smoothing_s = smoothing_s
@@ -143,8 +151,8 @@ class Recognizer:
 
         On a CPU one short pass is enough (measured: the first 5 s or 7.3 s request after it is as
         fast as the tenth; a 5 s pass would add 1.4 s to start-up for nothing); on a GPU the
-        lengths of typical requests are run too. The resampling filters of the common rates are
-        built as well."""
+        lengths of typical requests are run too.  Resampling kernels are built where decoding
+        happens (emotion.resample.warm_kernels), not here."""
         start = time.perf_counter()
         if seconds is None:
             seconds = WARMUP_GPU_S if self.model.device.type == "cuda" else WARMUP_CPU_S
@@ -152,8 +160,6 @@ class Recognizer:
         for s in seconds:
             wave = 0.1 * torch.randn(int(s * SAMPLE_RATE), generator=gen)
             self._run([normalize(wave)])
-        for rate in COMMON_RATES:
-            resample(torch.zeros(rate // 10), rate, SAMPLE_RATE)
         log.info("warm-up took %.2f s", time.perf_counter() - start)
 
     # -- inference ---------------------------------------------------------------------------
@@ -253,70 +259,119 @@ class Recognizer:
         return results
 
     def _result(self, clip: Audio, windows: list[tuple[int, torch.Tensor]], granularity: str) -> EmotionResult:
-        labels = self.model.labels
         all_frames = torch.cat([f for _, f in windows])
         embedding = all_frames.mean(dim=0)
-        probs = self._head(embedding)
-        keys = label_keys(labels)
-        scores = {k: float(p) for k, p in zip(keys, probs)}
-        best = int(torch.argmax(probs))
-        result = EmotionResult(
-            emotion=keys[best], confidence=float(probs[best]), scores=scores, labels=labels,
-            granularity=granularity,
-            embedding=(embedding if granularity == "utterance" else all_frames).numpy(),
-            input={"name": clip.name, "sha256": clip.sha256, "duration_s": round(clip.duration_s, 4),
-                   "sample_rate": clip.source_rate, "channels": clip.channels},
-            model=self.model_info(), timing={"decode_ms": round(clip.decode_ms, 2),
-                                              "resample_ms": round(clip.resample_ms, 2)},
-            chunks=len(windows), chunk_s=self.chunk_s if len(windows) > 1 else None,
-            warnings=list(clip.warnings), audio=clip.samples,
-        )
+        stored = embedding if granularity == "utterance" else all_frames
+        result = self._summary(clip, clip.duration_s, embedding, stored, granularity, silent=is_silent(clip.samples))
+        result.chunks, result.chunk_s = len(windows), self.chunk_s if len(windows) > 1 else None
+        result.audio = clip.samples
         if granularity == "frame":
             stride = self.model.config.total_stride
-            result.frame_starts = np.concatenate(
-                [(offset + np.arange(len(f)) * stride) / SAMPLE_RATE for offset, f in windows])
-            result.frame_scores = self._head(all_frames).numpy()
-            result.segments = segments(result.frame_scores, result.frame_starts, self.hop_s, keys,
-                                       clip.duration_s, self.smoothing_s, self.min_segment_s)
+            starts = np.concatenate([(offset + np.arange(len(f)) * stride) / SAMPLE_RATE for offset, f in windows])
+            self._add_frames(result, self._head(all_frames).numpy(), starts, clip.duration_s)
         return result
+
+    def _summary(self, clip: Audio, duration_s: float, embedding: torch.Tensor, stored: torch.Tensor,
+                 granularity: str, silent: bool) -> EmotionResult:
+        """The result of a clip whose mean frame embedding is `embedding` (`stored` is what the
+        result keeps as its embedding)."""
+        keys = label_keys(self.model.labels)
+        probs = self._head(embedding)
+        best = int(torch.argmax(probs))
+        return EmotionResult(
+            emotion=keys[best], confidence=float(probs[best]), scores={k: float(p) for k, p in zip(keys, probs)},
+            labels=self.model.labels, granularity=granularity, embedding=stored.numpy(),
+            input={"name": clip.name, "sha256": clip.sha256, "duration_s": round(duration_s, 4),
+                   "sample_rate": clip.source_rate, "channels": clip.channels, "channel": clip.channel},
+            model=self.model_info(), timing={"decode_ms": round(clip.decode_ms, 2),
+                                              "resample_ms": round(clip.resample_ms, 2)},
+            warnings=list(clip.warnings) + ([SILENT_WARNING] if silent else []), silent=silent,
+        )
+
+    def _add_frames(self, result: EmotionResult, frame_scores: np.ndarray, starts: np.ndarray,
+                    duration_s: float) -> None:
+        result.frame_starts, result.frame_scores = starts, frame_scores
+        result.segments = segments(frame_scores, starts, self.hop_s, label_keys(self.model.labels), duration_s,
+                                   self.smoothing_s, self.min_segment_s)
 
     # -- public entry points ----------------------------------------------------------------
 
     def recognize(self, source, sample_rate: int | None = None, granularity: str = "utterance",
-                  name: str | None = None) -> EmotionResult:
-        """One clip: a file path, an Audio, or samples (1-D, or (n, channels)) with sample_rate."""
-        return self.analyse([self._as_audio(source, sample_rate, name)], granularity)[0]
+                  name: str | None = None, channels: str = "mix") -> EmotionResult | list[EmotionResult]:
+        """One clip: a file path, an Audio, or samples (1-D, or (n, channels)) with sample_rate.
+        channels: "mix" (the reference's average), "left" or "right" give one result; "each" a
+        list, one per channel (see emotion.decode.CHANNEL_CHOICES)."""
+        try:
+            clips = self._clips(source, sample_rate, name, channels)
+        except AudioError as exc:
+            return self._shape(self._stream_instead(source, exc, granularity, channels), channels)
+        return self._shape(self.analyse(clips, granularity), channels)
 
     def recognize_many(self, sources: Iterable, granularity: str = "utterance",
                        on_result: Callable[[int, "EmotionResult | AudioError"], None] | None = None,
-                       group: int | None = None) -> list["EmotionResult | AudioError"]:
+                       group: int | None = None, channels: str = "mix") -> list:
         """Many files: decoded, grouped by length, analysed; a bad file gives its AudioError in
-        its place instead of stopping the rest. Files are taken `group` at a time (default: one
-        model batch, so on_result reports each file as soon as it is done on a CPU)."""
+        its place instead of stopping the rest.  With channels="each" a file's entry is a list of
+        results, one per channel.  Files are taken `group` at a time (default: one model batch,
+        so on_result reports each file as soon as it is done on a CPU)."""
         sources = list(sources)
         group = group or self.batch_size
         out: list = [None] * len(sources)
+
+        def deliver(i: int, value) -> None:
+            out[i] = value
+            if on_result:
+                on_result(i, value)
+
         for g in range(0, len(sources), group):
             clips, where = [], []
             for i in range(g, min(g + group, len(sources))):
                 try:
-                    clips.append(self._as_audio(sources[i], None, None))
-                    where.append(i)
+                    loaded = self._clips(sources[i], None, None, channels)
                 except AudioError as exc:
-                    out[i] = exc
-                    if on_result:
-                        on_result(i, exc)
-            for i, res in zip(where, self.analyse(clips, granularity) if clips else []):
-                out[i] = res
-                if on_result:
-                    on_result(i, res)
+                    try:
+                        deliver(i, self._shape(self._stream_instead(sources[i], exc, granularity, channels), channels))
+                    except AudioError as final:
+                        deliver(i, final)
+                    continue
+                clips.extend(loaded)
+                where.extend([i] * len(loaded))
+            results = self.analyse(clips, granularity) if clips else []
+            for i in dict.fromkeys(where):
+                deliver(i, self._shape([r for r, w in zip(results, where) if w == i], channels))
         return out
 
-    def _as_audio(self, source, sample_rate: int | None, name: str | None) -> Audio:
+    def recognize_long(self, path: str | os.PathLike, granularity: str = "utterance",
+                       channels: str = "mix") -> list[EmotionResult]:
+        """A file of any length analysed as a stream (self.streamer, else emotion.audiostream.AudioStream
+        without a cap), in memory independent of its length: one result per chosen channel, each
+        window normalised and analysed on its own as it comes (see emotion.longaudio)."""
+        from .longaudio import analyse_stream
+        from .audiostream import AudioStream
+
+        stream = (self.streamer or AudioStream)(path, channels=channels)
+        try:
+            return analyse_stream(self, stream, granularity)
+        finally:
+            stream.close()
+
+    @staticmethod
+    def _shape(results: list[EmotionResult], channels: str):
+        return results if channels == "each" else results[0]
+
+    def _stream_instead(self, source, error: AudioError, granularity: str, channels: str) -> list[EmotionResult]:
+        """Analyse as a stream the file the loader refused as too long, if there is a streamer."""
+        if error.code != TOO_LONG or self.streamer is None or not isinstance(source, (str, os.PathLike)):
+            raise error
+        log.info("%s: analysing it as a stream (%s)", error.name, error.reason)
+        return self.recognize_long(source, granularity, channels)
+
+    def _clips(self, source, sample_rate: int | None, name: str | None, channels: str) -> list[Audio]:
         if isinstance(source, Audio):
-            return source
+            return [source]
         if isinstance(source, (str, os.PathLike)):
-            return self.loader(source)
+            loaded = self.loader(source) if channels == "mix" else self.loader(source, channels=channels)
+            return [loaded] if isinstance(loaded, Audio) else list(loaded)
         if sample_rate is None:
             raise ValueError("samples need a sample_rate")
-        return prepare(np.asarray(source, dtype=np.float32), int(sample_rate), name or "samples")
+        return prepare_channels(source, int(sample_rate), name or "samples", channels)

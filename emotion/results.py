@@ -28,7 +28,7 @@ RESULT_FILE = "result.json"
 EMBEDDING_FILE = "embedding.npy"
 AUDIO_FILE = "processed_audio.wav"
 TOP_K = 3
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: silent, input.channel, windows (a streamed file), masked
 # new_folder_name(): what a sweep may touch (folders of earlier versions had 8 hex digits)
 FOLDER_PATTERN = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}(?:[0-9a-f]{24})?")
 
@@ -52,12 +52,14 @@ class EmotionResult:
     labels: list[Label]
     granularity: str
     embedding: np.ndarray  # (D,) for utterance, (T, D) for frame
-    input: dict  # name, sha256, duration_s, sample_rate, channels
+    input: dict  # name, sha256, duration_s, sample_rate, channels, channel
     model: dict  # name, dtype, device
     timing: dict  # decode_ms, inference_ms
     chunks: int = 1  # > 1 when a long clip was analysed in windows
     chunk_s: float | None = None
     warnings: list[str] = field(default_factory=list)
+    silent: bool = False  # nothing to judge: the emotion is the model's guess, not to be shown as a finding
+    windows: list[Segment] | None = None  # a file analysed as a stream: what each window gave
     frame_starts: np.ndarray | None = None  # (T,) seconds, frame granularity only
     frame_scores: np.ndarray | None = None  # (T, C)
     segments: list[Segment] = field(default_factory=list)
@@ -92,8 +94,11 @@ class EmotionResult:
             "chunk_s": self.chunk_s,
             "embedding_shape": list(self.embedding.shape),
             "warnings": self.warnings,
+            "silent": self.silent,
             "schema_version": SCHEMA_VERSION,
         }
+        if self.windows is not None:
+            out["windows"] = [w.to_dict() for w in self.windows]
         if self.granularity == "frame" and self.frame_scores is not None:
             out["frames"] = {
                 "labels": label_keys(self.labels),

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S,
-                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, TOO_SHORT, Audio, AudioError, _check_format)
+                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, TOO_SHORT, Audio, AudioError, check_format)
 from .errors import EmotionError
 from .labels import Label
-from .resample import _ratio, resample
+from .resample import StreamResampler
 
 WINDOW_S = 3.0  # seconds of audio each update judges
 HOP_S = 0.5  # seconds between updates
@@ -55,54 +55,6 @@ def load_vad(needed_for: str = "silence gating (or pass vad=False)"):
     finally:
         torch.set_num_threads(threads)
     return load_silero_vad()
-
-
-class StreamResampler:
-    """Resampling to 16 kHz chunk by chunk, with `resample`'s exact filter.
-
-    `resample` is a polyphase filter: output block f (new_r samples) depends on source samples
-    [f*orig_r - width, (f+1)*orig_r + width). A block is emitted once those have all arrived, by
-    running `resample` on a stretch that starts a whole number of blocks earlier (so the block's
-    left context is real audio, not padding); flush() ends the stream with the filter's zero
-    padding, as `resample` does at the end of a file."""
-
-    def __init__(self, rate: int, target: int = SAMPLE_RATE):
-        self.rate, self.target = int(rate), int(target)
-        self.fed = 0  # source samples pushed
-        if self.rate != self.target:
-            self._orig, self._new, self._width = _ratio(self.rate, self.target)
-            self._margin = math.ceil(self._width / self._orig)  # blocks of left context
-            self._buf = torch.zeros(0)
-            self._base = 0  # source index of _buf[0]
-            self._block = 0  # next output block
-
-    def push(self, mono: torch.Tensor) -> torch.Tensor:
-        self.fed += len(mono)
-        if self.rate == self.target:
-            return mono
-        self._buf = torch.cat([self._buf, mono])
-        ready = (self.fed - self._width - self._orig) // self._orig + 1  # blocks whose input is all here
-        return self._emit(ready, final=False)
-
-    def flush(self) -> torch.Tensor:
-        if self.rate == self.target:
-            return torch.zeros(0)
-        return self._emit(None, final=True)
-
-    def _emit(self, ready: int | None, final: bool) -> torch.Tensor:
-        if not final and ready <= self._block:
-            return torch.zeros(0)
-        start_block = max(0, self._block - self._margin)
-        offset = start_block * self._orig - self._base
-        out = resample(self._buf[offset:], self.rate, self.target)
-        first = (self._block - start_block) * self._new
-        piece = out[first:] if final else out[first:(ready - start_block) * self._new]
-        if not final:
-            self._block = ready
-            keep = max(0, self._block - self._margin) * self._orig
-            self._buf = self._buf[keep - self._base:]
-            self._base = keep
-        return piece
 
 
 class SpeechGate:
@@ -187,7 +139,7 @@ def to_float(chunk, name: str = "stream") -> np.ndarray:
     return x
 
 
-class AudioStream:
+class ChunkStream:
     """Chunks at one source rate in, 16 kHz mono out, and the ends of the windows that are due.
 
     keep_s: seconds of 16 kHz audio held (None: all of it, for finish()); at least the window."""
@@ -198,7 +150,7 @@ class AudioStream:
             raise ValueError(f"need 0 < hop_s <= window_s, got hop {hop_s} and window {window_s}")
         if window_s < MIN_DURATION_S:
             raise ValueError(f"window_s must be at least {MIN_DURATION_S} s")
-        _check_format(name, int(sample_rate), 1)
+        check_format(name, int(sample_rate), 1)
         self.name, self.rate, self.max_s = name, int(sample_rate), max_s
         self.window_len, self.hop_len = round(window_s * SAMPLE_RATE), round(hop_s * SAMPLE_RATE)
         self.channels: int | None = None
@@ -217,7 +169,7 @@ class AudioStream:
         x = to_float(chunk, self.name)
         x = x[:, None] if x.ndim == 1 else x
         if self.channels is None:
-            _check_format(self.name, self.rate, x.shape[1])
+            check_format(self.name, self.rate, x.shape[1])
             self.channels = x.shape[1]
         elif x.shape[1] != self.channels:
             raise AudioError(self.name, f"the channel count changes mid-stream ({self.channels} to {x.shape[1]})",
@@ -323,7 +275,7 @@ class StreamingRecognizer:
     def __init__(self, recognizer, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S,
                  vad=True, latest_only: bool = False, name: str = "stream", max_s: float = MAX_DURATION_S):
         self.recognizer = recognizer
-        self.stream = AudioStream(sample_rate, window_s, hop_s, vad, None, max_s, name)
+        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, None, max_s, name)
         self.latest_only = latest_only
         self.skipped = 0
         self._flushed = False

@@ -29,11 +29,12 @@ def write_wav(path: Path, seconds: float, rate: int, channels: int = 1, seed: in
 
 
 def encode(path: Path, seconds: float, rate: int, codec: str, container: str | None = None,
-           channels: int = 1, seed: int = 0) -> Path:
-    """Encode with PyAV's bundled FFmpeg (aac, libopus, libmp3lame, vorbis, flac...)."""
+           channels: int = 1, seed: int = 0, data: np.ndarray | None = None) -> Path:
+    """Encode with PyAV's bundled FFmpeg (aac, libopus, libmp3lame, vorbis, flac...): speech-like
+    audio, or `data` ((n, channels) float32) when given."""
     import av
 
-    data = speechlike(seconds, rate, channels, seed)
+    data = speechlike(seconds, rate, channels, seed) if data is None else data
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
@@ -91,3 +92,34 @@ def pitch_manifest(folder: Path, per_label: int, shortest: float = 1.0, longest:
         writer.writeheader()
         writer.writerows(rows)
     return manifest
+
+
+def _ogg_crc(page: bytes) -> int:
+    """The CRC-32 of an Ogg page (polynomial 0x04C11DB7, no reflection), its CRC field zeroed."""
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def opus_with_preskip(path: Path, seconds: float, preskip: int = 65535, seed: int = 0) -> Path:
+    """An Ogg Opus file whose encoder primed `preskip` samples, as some encoders do: silence the
+    decoder drops, counted in the page granule positions (so the container declares preskip / 48000
+    s more than the decoder gives) and named in the header's pre-skip field."""
+    import struct
+
+    own = 312  # libopus's own pre-skip at 48 kHz, checked below
+    lead = np.zeros((preskip - own, 1), np.float32)
+    encode(path, seconds, 48000, "libopus", "ogg", data=np.concatenate([lead, speechlike(seconds, 48000, 1, seed)]))
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"OggS"  # the first page holds only the OpusHead packet
+    end = 27 + data[26] + sum(data[27 : 27 + data[26]])
+    head = data.find(b"OpusHead")
+    assert struct.unpack("<H", data[head + 10 : head + 12])[0] == own
+    data[head + 10 : head + 12] = struct.pack("<H", preskip)
+    data[22:26] = b"\0\0\0\0"
+    data[22:26] = struct.pack("<I", _ogg_crc(bytes(data[:end])))
+    path.write_bytes(bytes(data))
+    return path

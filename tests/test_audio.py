@@ -7,28 +7,58 @@ import torch
 import torchaudio
 
 from emotion.audio import SAMPLE_RATE, AudioError, load_audio, prepare
-from emotion.resample import resample
+from emotion.resample import StreamResampler, resample
 from tests.media import write_wav
 
 
-@pytest.mark.parametrize("rate", [8000, 11025, 22050, 24414, 32000, 44100, 48000, 96000])
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 24414, 32000, 37800, 44056, 44100, 48000, 96000])
 def test_resample_equals_torchaudio_transform(rate):
-    wave = torch.randn(int(rate * 0.9), generator=torch.Generator().manual_seed(rate))
-    expected = torchaudio.transforms.Resample(rate, SAMPLE_RATE)(wave[None])[0]
-    got = resample(wave, rate)
-    assert got.shape == expected.shape
-    assert torch.equal(got, expected)
+    """Bit for bit, in both of PyTorch's conv1d regimes (inputs up to 20480 samples run its own
+    GEMM, longer ones oneDNN), for rates whose kernel is used whole and awkward ones (24414, 44056
+    Hz) whose kernel is banded."""
+    transform = torchaudio.transforms.Resample(rate, SAMPLE_RATE)
+    gen = torch.Generator().manual_seed(rate)
+    for seconds in (0.05, 0.3, 0.9, 3.1):
+        wave = torch.randn(int(rate * seconds), generator=gen)
+        expected = transform(wave[None])[0]
+        got = resample(wave, rate)
+        assert got.shape == expected.shape and torch.equal(got, expected), (rate, seconds)
 
 
-def test_block_built_kernel_is_used_for_awkward_rates(monkeypatch):
+@pytest.mark.parametrize("rate", [8000, 24414, 44100, 48000])
+def test_streamed_resampling_equals_the_whole(rate):
+    wave = torch.randn(int(rate * 4.3), generator=torch.Generator().manual_seed(rate))
+    stream = StreamResampler(rate)
+    step = rate // 3 + 7  # pieces that match no frame boundary
+    pieces = [stream.push(wave[i : i + step]) for i in range(0, len(wave), step)] + [stream.flush()]
+    assert torch.equal(torch.cat(pieces), resample(wave, rate))
+
+
+def test_large_kernels_are_banded_cached_and_bounded(monkeypatch):
     import emotion.resample as r
 
+    for a, b, lo, hi in r._spans(24414, SAMPLE_RATE)[::10]:  # the band holds every non-zero tap
+        rows = r._kernel_rows(24414, SAMPLE_RATE, a, b)
+        assert torch.equal(rows[..., lo:hi], r._kernel_rows(24414, SAMPLE_RATE, a, b, lo, hi))
+        assert not rows[..., :lo].any() and not rows[..., hi:].any()
+    r.warm_kernels()
+    taps = sum(k.numel() for _, k in r._cache[(24414, SAMPLE_RATE)])
+    assert taps < 4_000_000  # torchaudio's kernel: 97.8 M taps (391 MB)
     calls = []
     real = r._kernel_rows
     monkeypatch.setattr(r, "_kernel_rows", lambda *a: calls.append(a) or real(*a))
-    wave = torch.randn(24414)
-    assert torch.equal(resample(wave, 24414), torchaudio.transforms.Resample(24414, 16000)(wave[None])[0])
-    assert len(calls) > 1  # built in several blocks of rows
+    resample(torch.randn(48828), 24414)  # a second clip at a warm rate builds nothing
+    assert calls == []
+    monkeypatch.setattr(r, "_cache", r.OrderedDict())
+    monkeypatch.setattr(r, "CACHE_TAPS", 4_000_000)
+    for rate in (24414, 44100, 22050, 44056):
+        resample(torch.randn(rate), rate)
+        assert sum(k.numel() for blocks in r._cache.values() for _, k in blocks) <= r.CACHE_TAPS
+    assert (24414, SAMPLE_RATE) not in r._cache and (44056, SAMPLE_RATE) in r._cache  # least recently used out
+    monkeypatch.setattr(r, "CACHE_TAPS", 1_000)  # a kernel over the bound is built as it is applied
+    wave = torch.randn(30000)
+    assert torch.equal(resample(wave, 24414), torchaudio.transforms.Resample(24414, SAMPLE_RATE)(wave[None])[0])
+    assert (24414, SAMPLE_RATE) not in r._cache
 
 
 @pytest.mark.parametrize("name", ["mono_44100.wav", "stereo_44100.wav", "clip.flac", "clip.ogg",
@@ -44,9 +74,10 @@ def test_every_format_decodes_to_16k_mono(audio_dir, name):
 def test_wav_decodes_like_soundfile(audio_dir):
     """The reference decodes with soundfile: our PyAV path must give the same samples."""
     for name in ("stereo_44100.wav", "pcm24_22050.wav", "float_48000.wav"):
-        from emotion.audio import decode
+        from emotion.decode import decode
 
-        ours, rate, channels, _ = decode(str(audio_dir / name), name)
+        [ours], reader = decode(str(audio_dir / name), name)
+        rate = reader.rate
         data, sr = sf.read(audio_dir / name, dtype="float32")
         ref = torch.from_numpy(data)
         ref = ref.mean(-1) if ref.ndim > 1 else ref

@@ -82,16 +82,17 @@ def test_folder_of_mixed_and_broken_files_gives_the_full_table(tiny_model, tiny_
         rows = list(csv.DictReader(fh))
     keys = label_keys(tiny_recognizer.model.labels)
     assert list(rows[0]) == ["id", "path", "label", "emotion", "confidence", *keys, "duration_s", "size",
-                             "mtime_ns", "sha256", "error"]
+                             "mtime_ns", "sha256", "warnings", "error"]
     by_path = {Path(r["path"]).relative_to(batch_inputs).as_posix(): r for r in rows}
-    assert sorted(by_path) == sorted(AUDIO_FILES + list(BROKEN))  # notes.txt is not audio: not listed
+    assert sorted(by_path) == sorted(AUDIO_FILES + list(BROKEN))  # notes.txt is not audio: not listed...
+    assert f"skipped 1 file that is not audio by extension: {batch_inputs / 'notes.txt'}" in p.stderr  # ...but said
     assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # input order: sorted paths
     for name, reason in BROKEN.items():
         row = by_path[name]
         assert row["error"].startswith(reason) and row["emotion"] == "" and row["confidence"] == ""
     for name in AUDIO_FILES:
         row, ref = by_path[name], tiny_recognizer.recognize(batch_inputs / name)
-        assert row["error"] == "" and row["emotion"] == ref.emotion
+        assert row["error"] == row["warnings"] == "" and row["emotion"] == ref.emotion
         assert abs(float(row["confidence"]) - ref.confidence) <= TOL
         assert max(abs(float(row[k]) - ref.scores[k]) for k in keys) <= TOL
         assert float(row["duration_s"]) == pytest.approx(ref.input["duration_s"])

@@ -44,9 +44,10 @@ def test_files_match_funasr(mid_recognizer, mid_reference, audio_dir, name, gran
 def test_compressed_formats_match_funasr_on_decoded_samples(mid_recognizer, mid_reference, audio_dir, name):
     """funasr cannot open these here (no FFmpeg binary); give it the samples we decoded at the
     source rate, so its resampling and network run on the same input."""
-    from emotion.audio import decode
+    from emotion.decode import decode
 
-    wave, rate, _, _ = decode(str(audio_dir / name), name)
+    [wave], reader = decode(str(audio_dir / name), name)
+    rate = reader.rate
     assert rate in (44100, 48000) and len(wave) > rate  # really decoded
     for g in ("utterance", "frame"):
         ours = mid_recognizer.recognize(wave.numpy(), sample_rate=rate, granularity=g)

@@ -14,7 +14,8 @@ import torch
 
 from emotion.audio import SAMPLE_RATE, AudioError, load_audio
 from emotion.resample import resample
-from emotion.stream import StreamingRecognizer, StreamResampler
+from emotion.resample import StreamResampler
+from emotion.stream import StreamingRecognizer
 from emotion.verify import SCORE_BOUND
 from tests.media import speechlike
 

@@ -23,20 +23,35 @@ EXIT_USAGE = 2  # nothing was done: fix the command, the inputs or the model
 
 
 def _recognizer(settings: Settings, warmup: bool = False, loader=None):
+    """The model, with any length of audio accepted up to the command line's cap: files over
+    STREAM_ABOVE_S analysed as a stream (in this process, also with --isolate-decoding)."""
     from ..hub import ensure_model
     from ..recognizer import Recognizer
 
+    whole, streamer = settings.long_audio()
     return Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                           warmup=warmup, loader=loader or settings.loader())
+                           warmup=warmup, loader=loader or whole, streamer=streamer)
 
 
-def _items(inputs: list[str], manifests: bool = True):
-    from ..batch.inputs import gather_inputs
+def _items(inputs: list[str], manifests: bool = True, every_file: bool = False):
+    """The inputs' items; what a folder search passed over is reported on stderr."""
+    from ..batch.inputs import gather
 
-    items = gather_inputs(inputs, manifests=manifests)
-    if not items:
+    found = gather(inputs, manifests=manifests, every_file=every_file)
+    note = found.skipped_note()
+    if note:
+        print(f"{note} (--all-files tries every file)", file=sys.stderr)
+    if not found.items:
         raise UsageError("no audio files found in: " + " ".join(inputs))
-    return items
+    return found.items
+
+
+def _headline(res) -> str:
+    """emoji, emotion and confidence; for silent audio no emotion (there is nothing to judge)."""
+    if res.silent:
+        return f"{'--':<2} {'silent':<9} {'':>6}"
+    emoji = f"{res.label.emoji} " if res.label.emoji else ""  # an adapted label has none
+    return f"{emoji}{res.emotion:<9} {res.confidence:6.1%}"
 
 
 class UsageError(EmotionError):
@@ -45,44 +60,53 @@ class UsageError(EmotionError):
 
 def cmd_recognize(args, settings: Settings) -> int:
     from ..audio import AudioError
-    from ..results import write_result
     from .outputs import sweep_outputs
 
-    paths = [Path(item.id) for item in _items(args.inputs, manifests=False)]  # as given, or as found
+    paths = [Path(item.id) for item in _items(args.inputs, manifests=False, every_file=args.all_files)]
     sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers, expired results
     decoder = None
     if args.isolate_decoding:
         from ..isolation import IsolatedDecoder
+        from ..audiostream import whole_cap
 
-        decoder = IsolatedDecoder(max_duration_s=settings.max_duration_s, max_decode_s=settings.max_decode_s)
-    rec = _recognizer(settings, loader=decoder.load if decoder else None)
-    failed = 0
+        # files too long to load whole are streamed, in this process
+        decoder = IsolatedDecoder(max_duration_s=whole_cap(settings.max_duration_s), max_decode_s=settings.max_decode_s)
+    rec = _recognizer(settings, loader=decoder.load_channels if decoder else None)
+    failed = set()
 
     def report(i: int, res) -> None:
-        nonlocal failed
         if isinstance(res, AudioError):
-            failed += 1
+            failed.add(i)
             print(f"FAILED  {paths[i]}: {res.reason}", flush=True)
             return
-        try:
-            folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
-        except OSError as exc:
-            failed += 1
-            print(f"FAILED  {paths[i]}: {exc.strerror}", flush=True)
-            return
-        note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
-        warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
-        emoji = f"{res.label.emoji} " if res.label.emoji else ""  # an adapted label has none
-        print(f"{emoji}{res.emotion:<9} {res.confidence:6.1%}  {paths[i]} -> {folder}{note}{warn}",
-              flush=True)
+        for one in res if isinstance(res, list) else [res]:
+            if not _write_one(one, paths[i], args, settings):
+                failed.add(i)
 
     try:
-        rec.recognize_many(paths, granularity=args.granularity, on_result=report)
+        rec.recognize_many(paths, granularity=args.granularity, on_result=report, channels=args.channels)
     finally:
         if decoder is not None:
             decoder.close()
-    print(f"{len(paths) - failed} done, {failed} failed", file=sys.stderr)
+    print(f"{len(paths) - len(failed)} done, {len(failed)} failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0
+
+
+def _write_one(res, path: Path, args, settings: Settings) -> bool:
+    """Save one result and print its line; False if it could not be saved."""
+    from ..results import write_result
+
+    channel = res.input.get("channel", "mix")
+    shown = f"{path} [{channel}]" if channel != "mix" else str(path)
+    try:
+        folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
+    except OSError as exc:
+        print(f"FAILED  {shown}: {exc.strerror}", flush=True)
+        return False
+    note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
+    warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
+    print(f"{_headline(res)}  {shown} -> {folder}{note}{warn}", flush=True)
+    return True
 
 
 def _scorer(args, settings: Settings):
@@ -99,7 +123,7 @@ def _scorer(args, settings: Settings):
 
             detector = SpeechDetector()
         return label_keys(rec.model.labels), local_scorer(rec, detector, workers=args.workers, group=args.group,
-                                                          use_hash=args.hash)
+                                                          use_hash=args.hash, channels=args.channels)
     from ..batch.distributed import ray_scorer
     from ..hub import ensure_model
     from ..labels import label_keys
@@ -110,7 +134,8 @@ def _scorer(args, settings: Settings):
     return label_keys(model_labels(model_dir)), ray_scorer(
         model_dir, None if args.ray == "local" else args.ray, settings.device, settings.dtype,
         segment=args.segment, use_hash=args.hash, replicas=args.replicas,
-        cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits)
+        cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits,
+        channels=args.channels)
 
 
 def cmd_batch(args, settings: Settings) -> int:
@@ -118,12 +143,14 @@ def cmd_batch(args, settings: Settings) -> int:
     from ..batch.rows import row_schema
     from ..batch.sinks import open_embeddings, open_sink
 
-    items = _items(args.inputs)
+    if args.channels == "each" and args.embeddings:
+        raise UsageError("--embeddings keeps one embedding per file: use it with --channels mix, left or right")
+    items = _items(args.inputs, every_file=args.all_files)
     output = Path(args.output)
     keys, scorer = _scorer(args, settings)
     embeddings = open_embeddings(args.embeddings)
-    sink = open_sink(output, row_schema(keys, args.segment,
-                                        embedding_names=bool(embeddings and embeddings.names_in_rows)))
+    named = bool(embeddings and embeddings.names_in_rows)
+    sink = open_sink(output, row_schema(keys, args.segment, embedding_names=named, channels=args.channels != "mix"))
     summary = run_job(items, sink, scorer, use_hash=args.hash, retry_failed=args.retry_failed,
                       embeddings=embeddings, progress=not args.no_progress)
     rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
@@ -143,7 +170,7 @@ def _evaluate(rows: list[dict], keys: list[str], output: Path) -> None:
         return
     from ..batch.evaluation import evaluate, format_report, save_report
 
-    ok = [r for r in labelled if not r.get("error")]
+    ok = [r for r in labelled if r.get("emotion")]  # not failed, not silent
     ev = evaluate([r["label"] for r in ok], [r["emotion"] for r in ok], keys, failed=len(labelled) - len(ok))
     print(format_report(ev))
     saved = save_report(ev, output.with_suffix(""))
@@ -199,6 +226,16 @@ def cmd_verify(args, settings: Settings) -> int:
     return 0 if ok else EXIT_FAILED
 
 
+def _add_input_options(p) -> None:
+    from ..decode import CHANNEL_CHOICES
+
+    p.add_argument("--channels", choices=CHANNEL_CHOICES, default="mix",
+                   help="mix: average the channels, as the reference does; left or right: that channel alone; "
+                        "each: one result per channel, e.g. the two sides of a call (default: %(default)s)")
+    p.add_argument("--all-files", action="store_true",
+                   help="in folders, try every file, not only audio and video extensions")
+
+
 def _add_recognize(sub) -> None:
     p = sub.add_parser("recognize", help="score audio files or folders; one result folder per file")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders searched recursively")
@@ -208,7 +245,9 @@ def _add_recognize(sub) -> None:
     p.add_argument("--output-dir", default=None, help="where result folders are written (default: outputs/)")
     p.add_argument("--no-embedding", action="store_true", help="do not write embedding.npy")
     p.add_argument("--isolate-decoding", action="store_true",
-                   help="decode in a worker process, so a decoder crash or hang costs one file, not the run")
+                   help="decode in a worker process, so a decoder crash or hang costs one file, not the run "
+                        "(files analysed as a stream are decoded in this process)")
+    _add_input_options(p)
     command_options(p, cmd_recognize)
 
 
@@ -236,6 +275,7 @@ def _add_batch(sub) -> None:
     p.add_argument("--cpus-per-replica", type=int, default=None,
                    help="with --ray on CPUs: cores per replica (default: half the cluster's, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_input_options(p)
     command_options(p, cmd_batch)
 
 

@@ -41,7 +41,8 @@ def cmd_stream(args, settings: Settings) -> int:
     name = Path(args.input).name
     if not Path(args.input).is_file():
         raise AudioError(name, "no such file", NO_FILE)
-    wave, rate, _channels, _warnings = decode(args.input, name, settings.max_duration_s, settings.max_decode_s)
+    [wave], reader = decode(args.input, name, settings.max_duration_s, settings.max_decode_s)  # mixed
+    rate = reader.rate
     try:
         stream = StreamingRecognizer(_recognizer(settings, warmup=not args.fast), rate, args.window, args.hop,
                                      vad=not args.no_vad, latest_only=not args.fast, name=name)

@@ -40,7 +40,7 @@ import soundfile as sf
 
 from ..audio import INVALID, SAMPLE_RATE, AudioError
 from ..errors import EmotionError
-from ..stream import AudioStream, StreamUpdate, score_window
+from ..stream import ChunkStream, StreamUpdate, score_window
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _Pending:
 @dataclass
 class LiveSession:
     key: str
-    stream: AudioStream
+    stream: ChunkStream
     spool_path: Path
     spool: sf.SoundFile | None = None
     updates: deque = field(default_factory=deque)
@@ -177,7 +177,7 @@ class LiveHub:
                 return session
             if len(self._sessions) >= self.max_sessions:
                 raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment")
-            stream = AudioStream(rate, self.window_s, self.hop_s, self.vad, self.window_s + self.hop_s, self.max_s,
+            stream = ChunkStream(rate, self.window_s, self.hop_s, self.vad, self.window_s + self.hop_s, self.max_s,
                                  "microphone")
             path = self.spool_dir / f"live-recording-{datetime.now():%Y%m%d_%H%M%S}-{uuid.uuid4().hex[:6]}.wav"
             session = self._sessions[key] = LiveSession(key, stream, path)

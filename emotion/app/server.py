@@ -46,7 +46,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Speech emotion recognition web app (Emotion2Vec+).")
     add_model_options(parser)
-    add_audio_options(parser)
+    add_audio_options(parser, app=True)
     parser.add_argument("--host", default=None, help=f"address to listen on ($GRADIO_SERVER_NAME; now {settings.host})")
     parser.add_argument("--port", type=int, default=None, help=f"port ($GRADIO_SERVER_PORT; now {settings.port})")
     parser.add_argument("--queue-size", type=int, default=None,
@@ -84,11 +84,15 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     decoder = None
     if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
-        decoder = IsolatedDecoder(workers=args.decoders, max_duration_s=settings.max_duration_s,
+        decoder = IsolatedDecoder(workers=args.decoders, max_duration_s=settings.app_max_duration_s,
                                   max_decode_s=settings.max_decode_s)
+    else:  # this process decodes: its resampling kernels are built here (else in the workers)
+        from ..resample import warm_kernels
+
+        warm_kernels()
     try:
         rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                              loader=decoder.load if decoder else settings.loader())
+                              loader=decoder.load_channels if decoder else settings.loader())
         log.info("engine ready: %s", rec.model_info())
         sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
         if decoder is not None:
@@ -97,7 +101,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         demo = build_app(service, queue_size=settings.queue_size, owner_secret=owner_secret(settings.output_dir))
         demo.launch(prevent_thread_lock=True, quiet=True,
                     **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,
-                                    max_duration_s=settings.max_duration_s))
+                                    max_duration_s=settings.app_max_duration_s))
         print(f"Ready: {demo.local_url}", flush=True)
         _block_until_stopped(demo)
         finished = service.close(settings.grace_s)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..audio import AudioError, probe_seconds
+from ..audio import AudioError
+from ..decode import probe_seconds
 from ..errors import EmotionError
 from ..files import write_folder
 from ..labels import label_keys

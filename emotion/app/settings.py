@@ -10,7 +10,7 @@ the queue in emotion.app.service, ...). Environment variables:
 | variable | setting | default |
 |---|---|---|
 | EMOTION_MODEL_DIR | model | models/emotion2vec_plus_large |
-| EMOTION_MAX_DURATION_S | max_duration_s | 1800 |
+| EMOTION_MAX_DURATION_S | max_duration_s | unset: 1800 for the web app; none for the command line |
 | EMOTION_MAX_DECODE_S | max_decode_s | 120 |
 | EMOTION_RETENTION_DAYS | retention_days | unset: results are kept for ever |
 | EMOTION_OFFLINE (or HF_HUB_OFFLINE) = 1 | offline: never try a download | off |
@@ -30,8 +30,9 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..audio import MAX_DECODE_S, MAX_DURATION_S, load_audio
+from ..audio import MAX_DECODE_S, MAX_DURATION_S, load_channels
 from ..errors import SettingsError
+from ..audiostream import STREAM_ABOVE_S, long_audio_loaders
 from ..model import PROJECT_ROOT
 from .service import DEFAULT_QUEUE_SIZE, GRACE_S
 
@@ -47,7 +48,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     output_dir: Path = OUTPUTS
-    max_duration_s: float = MAX_DURATION_S
+    max_duration_s: float | None = None  # None: the web app's cap (MAX_DURATION_S); no cap on the command line
     max_decode_s: float = MAX_DECODE_S
     retention_days: float | None = None
     offline: bool = False
@@ -76,7 +77,7 @@ class Settings:
         d = cls()
         return cls(
             model=get("EMOTION_MODEL_DIR"),
-            max_duration_s=get("EMOTION_MAX_DURATION_S", float, d.max_duration_s),
+            max_duration_s=get("EMOTION_MAX_DURATION_S", float),
             max_decode_s=get("EMOTION_MAX_DECODE_S", float, d.max_decode_s),
             retention_days=get("EMOTION_RETENTION_DAYS", float),
             offline="1" in (env.get("EMOTION_OFFLINE"), env.get("HF_HUB_OFFLINE")),
@@ -95,9 +96,19 @@ class Settings:
             given["output_dir"] = Path(given["output_dir"])
         return dataclasses.replace(self, **given)
 
+    @property
+    def app_max_duration_s(self) -> float:
+        """The longest audio the web app takes from its users: the setting, else MAX_DURATION_S."""
+        return MAX_DURATION_S if self.max_duration_s is None else self.max_duration_s
+
     def loader(self) -> Callable:
-        """load_audio with these caps, for a Recognizer decoding in this process."""
-        return partial(load_audio, max_duration_s=self.max_duration_s, max_decode_s=self.max_decode_s)
+        """load_channels with the web app's caps, for a Recognizer decoding in this process."""
+        return partial(load_channels, max_duration_s=self.app_max_duration_s, max_decode_s=self.max_decode_s)
+
+    def long_audio(self) -> tuple[Callable, Callable | None]:
+        """(loader, streamer) for the command line: audio of any length up to max_duration_s
+        (None: no cap), files over STREAM_ABOVE_S streamed in bounded memory."""
+        return long_audio_loaders(self.max_duration_s, self.max_decode_s)
 
 
 _KIND_WORDS = {int: "a whole number", float: "a number"}
@@ -122,10 +133,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                              "(see BENCHMARKS.md) (default: auto)")
 
 
-def add_audio_options(parser: argparse.ArgumentParser) -> None:
+def add_audio_options(parser: argparse.ArgumentParser, app: bool = False) -> None:
+    """--max-duration: the web app's cap on its users' audio, or the command line's (none unless
+    given; files over STREAM_ABOVE_S are streamed)."""
+    default = f"{MAX_DURATION_S:g}" if app else f"no limit; files over {STREAM_ABOVE_S:g} s are analysed as a stream"
     parser.add_argument("--max-duration", dest="max_duration_s", type=float, default=None, metavar="S",
-                        help="refuse audio longer than this many seconds (default: $EMOTION_MAX_DURATION_S, "
-                             f"else {MAX_DURATION_S:g})")
+                        help=f"refuse audio longer than this many seconds (default: $EMOTION_MAX_DURATION_S, "
+                             f"else {default})")
 
 
 def command_options(parser: argparse.ArgumentParser, func: Callable) -> None:

@@ -38,22 +38,23 @@ class _Replica:
     """One model replica inside a Ray actor: decodes on threads, scores, returns rows as JSON."""
 
     def __init__(self, model_dir: str, device: str, dtype: str, segment: bool, use_hash: bool,
-                 workers: int, threads: int | None, limits: dict):
+                 workers: int, threads: int | None, limits: dict, channels: str = "mix"):
         from concurrent.futures import ThreadPoolExecutor
-        from functools import partial
 
         import torch
 
-        from ..audio import load_audio
         from ..recognizer import Recognizer
+        from ..resample import warm_kernels
+        from ..audiostream import long_audio_loaders
         from .vad import SpeechDetector
 
         if threads:
             torch.set_num_threads(threads)
-        self.recognizer = Recognizer.load(model_dir, device, dtype, warmup=False,
-                                          loader=partial(load_audio, **limits))
+        loader, streamer = long_audio_loaders(**limits)
+        self.recognizer = Recognizer.load(model_dir, device, dtype, warmup=False, loader=loader, streamer=streamer)
+        warm_kernels()  # decoding happens here
         self.detector = SpeechDetector() if segment else None
-        self.use_hash = use_hash
+        self.use_hash, self.channels = use_hash, channels
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
 
     def __call__(self, batch: dict) -> dict:
@@ -63,8 +64,10 @@ class _Replica:
 
         items = [BatchItem(str(p), str(i), None if lb is None or lb == "" else str(lb))
                  for p, i, lb in zip(batch["path"], batch["id"], batch["label"])]
-        decoded = list(self.pool.map(lambda it: decode_item(it, self.detector, self.use_hash, self.recognizer.loader), items))
-        scored = score_decoded(self.recognizer, decoded)
+        rec = self.recognizer
+        decoded = list(self.pool.map(lambda it: decode_item(it, self.detector, self.use_hash, rec.loader,
+                                                            self.channels, rec.streamer is not None), items))
+        scored = score_decoded(rec, decoded, self.channels, segment=self.detector is not None)
         return {
             "n": np.arange(len(scored)),
             "rows": np.array([json.dumps(s.rows, allow_nan=False) for s in scored], dtype=object),
@@ -96,11 +99,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device: str = "auto",
                dtype: str = "auto", segment: bool = False, use_hash: bool = False,
                replicas: int | None = None, cpus_per_replica: int | None = None,
-               workers: int = DECODE_WORKERS, group: int | None = None, limits: dict | None = None):
+               workers: int = DECODE_WORKERS, group: int | None = None, limits: dict | None = None,
+               channels: str = "mix"):
     """A scorer for emotion.batch.run_job that runs on Ray Data.  With GPUs in the cluster (and
     device not cpu), one replica per GPU; otherwise one per `cpus_per_replica` cores (default: the
-    cluster's cores split in two, at most 8 each).  `limits`: load_audio's max_duration_s and
-    max_decode_s.  Yields in input order."""
+    cluster's cores split in two, at most 8 each).  `limits`: max_duration_s (None: no cap, long
+    files streamed) and max_decode_s, as emotion.audiostream.long_audio_loaders takes them.  Yields
+    in input order."""
     init_ray(address)
     import ray
     import ray.data
@@ -131,7 +136,8 @@ def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device:
             compute=ray.data.ActorPoolStrategy(size=replicas),
             fn_constructor_kwargs={"model_dir": str(model_dir), "device": device, "dtype": dtype,
                                    "segment": segment, "use_hash": use_hash, "workers": workers,
-                                   "threads": threads, "limits": limits or {}}, **per_replica)
+                                   "threads": threads, "limits": limits or {}, "channels": channels},
+            **per_replica)
         by_key = {(it.path, it.id): it for it in items}
         import json
 

@@ -72,18 +72,45 @@ def read_manifest(path: str | os.PathLike) -> list[BatchItem]:
     return items
 
 
+@dataclass
+class Inputs:
+    """What a job reads, and the files its folder search passed over (not audio by extension)."""
+
+    items: list[BatchItem]
+    skipped: list[Path]
+
+    def skipped_note(self, most: int = 5) -> str | None:
+        """"skipped 3 files that are not audio: a.txt, b.jpg, c.pdf", or None."""
+        if not self.skipped:
+            return None
+        names = ", ".join(str(p) for p in self.skipped[:most])
+        more = f" and {len(self.skipped) - most} more" if len(self.skipped) > most else ""
+        count = f"{len(self.skipped)} file{'s' if len(self.skipped) > 1 else ''}"
+        return f"skipped {count} that {'are' if len(self.skipped) > 1 else 'is'} not audio by extension: {names}{more}"
+
+
 def gather_inputs(inputs: Iterable[str | os.PathLike], manifests: bool = True) -> list[BatchItem]:
-    """Files as given; folders searched recursively for audio extensions (sorted); .csv and .jsonl
-    files read as manifests (unless manifests=False).  An input named twice is kept once; an
-    input that does not exist raises InputNotFoundError before anything is read."""
+    """The items of gather(): files, folders and manifests."""
+    return gather(inputs, manifests).items
+
+
+def gather(inputs: Iterable[str | os.PathLike], manifests: bool = True, every_file: bool = False) -> Inputs:
+    """Files as given; folders searched recursively for audio and video extensions (every file
+    with every_file), sorted, what was passed over kept in `skipped`; .csv and .jsonl files read
+    as manifests (unless manifests=False).  An input named twice is kept once; an input that
+    does not exist raises InputNotFoundError before anything is read."""
+    inputs = list(inputs)
     missing = [str(given) for given in inputs if not Path(given).exists()]
     if missing:
         raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
     items: list[BatchItem] = []
+    skipped: list[Path] = []
     for given in inputs:
         p = Path(given)
         if p.is_dir():
-            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in find_audio(p))
+            search = find_audio(p, every_file)
+            items.extend(BatchItem(os.path.abspath(f), str(f)) for f in search.found)
+            skipped.extend(search.skipped)
         elif manifests and p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
             items.extend(read_manifest(p))
         else:
@@ -94,4 +121,4 @@ def gather_inputs(inputs: Iterable[str | os.PathLike], manifests: bool = True) -
         if (item.path, item.id) not in seen:
             seen.add((item.path, item.id))
             unique.append(item)
-    return unique
+    return Inputs(unique, skipped)

@@ -26,8 +26,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, Audio, AudioError, load_audio
+from ..audio import SAMPLE_RATE, Audio, AudioError, load_channels
+from ..errors import TOO_LONG
 from ..files import file_sha256
+from ..resample import warm_kernels
 from ..results import EmotionResult
 from ..timeline import Segment
 from .inputs import BatchItem
@@ -59,7 +61,7 @@ class BatchSummary:
     processed: int  # taken on by this run (failures included)
     failed_now: int = 0  # of which could not be analysed
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) over the whole job
-    rows: list[dict] = field(default_factory=list)  # the job's summary rows, in input order
+    rows: list[dict] = field(default_factory=list)  # the job's summary rows (one per channel), in input order
     seconds: float = 0.0
     audio_s: float = 0.0  # audio analysed by this run
 
@@ -87,31 +89,35 @@ class Decoded:
     item: BatchItem
     size: int | None
     mtime_ns: int | None
-    audio: Audio | None = None
+    clips: list[Audio] = field(default_factory=list)  # one per chosen channel
     error: str | None = None
-    spans: list[tuple[float, float]] = field(default_factory=list)
+    spans: list[list[tuple[float, float]]] = field(default_factory=list)  # speech, per clip
     sha256: str | None = None
+    long: bool = False  # too long to hold: analysed as a stream by the scorer
 
 
 def decode_item(item: BatchItem, detector=None, use_hash: bool = False,
-                load: Callable[[str], Audio] = load_audio) -> Decoded:
+                load: Callable[..., Audio | list[Audio]] = load_channels, channels: str = "mix",
+                stream_long: bool = False) -> Decoded:
     """Decode one input with `load` (and find its speech when a SpeechDetector is given); errors
-    become reasons."""
+    become reasons.  A file too long to hold is left to the scorer when stream_long."""
     size, mtime = file_stat(item.path)
     out = Decoded(item, size, mtime)
     try:
-        out.audio = load(item.path)
-        out.sha256 = out.audio.sha256
+        loaded = load(item.path) if channels == "mix" else load(item.path, channels=channels)
+        out.clips = [loaded] if isinstance(loaded, Audio) else list(loaded)
+        out.sha256 = out.clips[0].sha256
         if detector is not None:
-            out.spans = detector.speech_spans(out.audio.samples)
+            out.spans = [detector.speech_spans(clip.samples) for clip in out.clips]
     except AudioError as exc:
-        out.error = exc.reason
+        out.long = stream_long and exc.code == TOO_LONG
+        out.error = None if out.long else exc.reason
     except Exception as exc:  # a decoder bug must cost one file, not the job
         log.debug("decoding %s failed", item.path, exc_info=True)
         out.error = f"cannot be decoded ({type(exc).__name__}: {exc})"
-    if out.error is not None:
-        out.audio = None
-        if use_hash:
+    if out.error is not None or out.long:
+        out.clips = []
+        if use_hash or out.long:
             out.sha256 = _sha256(item.path)
     return out
 
@@ -120,53 +126,93 @@ def _clean(reason: str) -> str:
     return " ".join(str(reason).split())  # one line: a row never spans lines
 
 
-def _rows_for(d: Decoded, results: list[EmotionResult] | None, error: str | None) -> Scored:
+def _rows_for(d: Decoded, results: list[list[EmotionResult]] | None, error: str | None) -> Scored:
+    """Rows of one input: per channel, its speech segments' rows then its own row."""
     base = {"id": d.item.id, "label": d.item.label, "size": d.size, "mtime_ns": d.mtime_ns,
             "sha256": d.sha256}
     if error is not None:
         return Scored(d.item, [result_row(AudioError(Path(d.item.path).name, _clean(error)), d.item.path, **base)])
-    whole, parts = results[0], results[1:]
     rows = []
-    for n, ((start, end), res) in enumerate(zip(d.spans, parts)):
-        seg = Segment(round(start, 4), round(end, 4), res.emotion, res.confidence, res.scores)
-        rows.append({"path": d.item.path, **base, "segment": n, **segment_row(seg),
-                     "duration_s": round(end - start, 4), "error": None})
-    rows.append(result_row(whole, d.item.path, **base, start=0.0, end=whole.input.get("duration_s")))
-    return Scored(d.item, rows, whole.embedding, d.audio.duration_s)
+    for spans, (whole, *parts) in zip(d.spans or [[]] * len(results), results):
+        for n, ((start, end), res) in enumerate(zip(spans, parts)):
+            seg = Segment(round(start, 4), round(end, 4), res.emotion, res.confidence, res.scores)
+            rows.append({"path": d.item.path, **base, "channel": res.input.get("channel"), "segment": n,
+                         **segment_row(seg), "duration_s": round(end - start, 4), "error": None})
+        rows.append(result_row(whole, d.item.path, **base, start=0.0, end=whole.input.get("duration_s")))
+    first = results[0][0]
+    return Scored(d.item, rows, first.embedding, first.input["duration_s"])
 
 
-def _clips(d: Decoded) -> list[Audio]:
-    """The whole clip, then one clip per speech span."""
-    a = d.audio
-    clips = [a]
-    for start, end in d.spans:
-        s, e = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
-        clips.append(Audio(a.samples[s:e], f"{a.name}[{start:.2f}-{end:.2f}]", a.source_rate, a.channels))
-    return clips
+def _clips(d: Decoded) -> list[list[Audio]]:
+    """Per channel: the whole clip, then one clip per speech span."""
+    out = []
+    for a, spans in zip(d.clips, d.spans or [[]] * len(d.clips)):
+        clips = [a]
+        for start, end in spans:
+            s, e = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
+            clips.append(Audio(a.samples[s:e], f"{a.name}[{start:.2f}-{end:.2f}]", a.source_rate, a.channels,
+                               channel=a.channel))
+        out.append(clips)
+    return out
 
 
-def score_decoded(recognizer, decoded: list[Decoded]) -> list[Scored]:
-    """Rows for decoded inputs: all their clips analysed together (batched by length).  Should the
-    batch fail, each input is analysed alone so that one bad input costs only its own row."""
-    ok = [d for d in decoded if d.error is None]
-    clips = [_clips(d) for d in ok]
-    flat = [c for cs in clips for c in cs]
-    by_item: dict[int, list[EmotionResult]] = {}
+def _analyse_each(recognizer, ok: list[Decoded], clips: list[list[list[Audio]]]) -> tuple[dict, dict]:
+    """Results (per input, per channel) of all inputs' clips analysed together (batched by
+    length); should the batch fail, each input alone, so that one bad input costs only its row."""
+    by_item: dict[int, list[list[EmotionResult]]] = {}
     errors: dict[int, str] = {}
+
+    def regroup(results: list[EmotionResult], per_channel: list[list[Audio]]) -> list[list[EmotionResult]]:
+        out, n = [], 0
+        for cs in per_channel:
+            out.append(results[n : n + len(cs)])
+            n += len(cs)
+        return out
+
+    flat = [c for per_channel in clips for cs in per_channel for c in cs]
     try:
         results = recognizer.analyse(flat) if flat else []
         n = 0
-        for d, cs in zip(ok, clips):
-            by_item[id(d)] = results[n : n + len(cs)]
-            n += len(cs)
+        for d, per_channel in zip(ok, clips):
+            size = sum(len(cs) for cs in per_channel)
+            by_item[id(d)] = regroup(results[n : n + size], per_channel)
+            n += size
     except Exception:
         log.warning("a batch of %d clips failed; analysing its files one by one", len(flat), exc_info=True)
-        for d, cs in zip(ok, clips):
+        for d, per_channel in zip(ok, clips):
             try:
-                by_item[id(d)] = recognizer.analyse(cs)
+                by_item[id(d)] = regroup(recognizer.analyse([c for cs in per_channel for c in cs]), per_channel)
             except Exception as exc:
                 log.debug("analysing %s failed", d.item.path, exc_info=True)
                 errors[id(d)] = f"analysis failed ({type(exc).__name__}: {exc})"
+    return by_item, errors
+
+
+def _analyse_long(recognizer, d: Decoded, channels: str, segment: bool) -> tuple[list | None, str | None]:
+    """A file too long to hold, streamed: one result per channel (no speech segments)."""
+    try:
+        results = recognizer.recognize_long(d.item.path, channels=channels)
+    except AudioError as exc:
+        return None, exc.reason
+    except Exception as exc:
+        log.debug("analysing %s failed", d.item.path, exc_info=True)
+        return None, f"analysis failed ({type(exc).__name__}: {exc})"
+    if segment:
+        for res in results:
+            res.warnings.append("no speech segments: the file was analysed as a stream")
+    return [[res] for res in results], None
+
+
+def score_decoded(recognizer, decoded: list[Decoded], channels: str = "mix", segment: bool = False) -> list[Scored]:
+    """Rows for decoded inputs: all their clips analysed together (batched by length); inputs too
+    long to hold streamed one by one."""
+    ok = [d for d in decoded if d.error is None and not d.long]
+    by_item, errors = _analyse_each(recognizer, ok, [_clips(d) for d in ok])
+    for d in decoded:
+        if d.long:
+            by_item[id(d)], error = _analyse_long(recognizer, d, channels, segment)
+            if error is not None:
+                errors[id(d)] = error
     out = []
     for d in decoded:
         error = d.error or errors.get(id(d))
@@ -175,27 +221,31 @@ def score_decoded(recognizer, decoded: list[Decoded]) -> list[Scored]:
 
 
 def local_scorer(recognizer, detector=None, workers: int = DECODE_WORKERS, group: int | None = None,
-                 use_hash: bool = False) -> Callable[[list[BatchItem]], Iterator[Scored]]:
+                 use_hash: bool = False, channels: str = "mix") -> Callable[[list[BatchItem]], Iterator[Scored]]:
     """Score items in this process: `workers` threads decode (with the recognizer's loader) the
-    next group while the model runs on the current one.  Yields in input order."""
+    next group while the model runs on the current one, having first built the common rates'
+    resampling kernels.  Files the loader refuses as too long are streamed, if the recognizer
+    has a streamer.  Yields in input order."""
     group = group or max(GROUP_FILES, GROUP_BATCHES * recognizer.batch_size)
+    stream_long = recognizer.streamer is not None
 
     def run(items: list[BatchItem]) -> Iterator[Scored]:
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode") as pool:
+            pool.submit(warm_kernels)
             pending: deque = deque()
             starts = iter(range(0, len(items), group))
 
             def submit_next() -> None:
                 start = next(starts, None)
                 if start is not None:
-                    pending.append([pool.submit(decode_item, it, detector, use_hash, recognizer.loader)
-                                    for it in items[start : start + group]])
+                    pending.append([pool.submit(decode_item, it, detector, use_hash, recognizer.loader, channels,
+                                                stream_long) for it in items[start : start + group]])
 
             submit_next()
             while pending:
                 submit_next()  # decode one group ahead while the model works
                 decoded = [f.result() for f in pending.popleft()]
-                yield from score_decoded(recognizer, decoded)
+                yield from score_decoded(recognizer, decoded, channels, segment=detector is not None)
 
     return run
 
@@ -270,8 +320,11 @@ def run_job(items: list[BatchItem], sink, scorer: Callable[[list[BatchItem]], It
         if embeddings is not None:
             embeddings.finish([r for r in final if _is_summary(r) and not r.get("error")])
         sink.finish()
-    by_key = {_key(r): r for r in final if _is_summary(r)}
-    summary.rows = [by_key[(it.path, it.id)] for it in items if (it.path, it.id) in by_key]
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for r in final:
+        if _is_summary(r):
+            by_key.setdefault(_key(r), []).append(r)  # one per channel
+    summary.rows = [r for it in items for r in by_key.get((it.path, it.id), [])]
     summary.failed = [(r["id"], r["error"]) for r in summary.rows if r.get("error")]
     summary.seconds = time.perf_counter() - start
     return summary
