@@ -72,9 +72,11 @@ def named(values) -> dict:
             for k, v in zip(VIEW, values)}
 
 
-def recognize(client: Client, path, granularity="utterance", embedding=False, token="browser-a") -> dict:
+def recognize(client: Client, path, granularity="utterance", embedding=False, token="browser-a",
+              channels="mix") -> dict:
     """The page's own event, as the browser sends it."""
-    return named(client.predict(handle_file(str(path)), None, granularity, embedding, token, api_name="/recognize"))
+    return named(client.predict(handle_file(str(path)), None, granularity, embedding, channels, token,
+                                api_name="/recognize"))
 
 
 VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "player", "dl_json", "dl_embedding",
@@ -362,3 +364,28 @@ def test_with_a_login_results_belong_to_the_user_not_the_browser(serve, tiny_rec
     assert str(service.results_root("user:alice")) in view["log"]
     again = named(client.predict(mine[0][0], "another browser", api_name="/history_open"))
     assert again["json"]["emotion"] == view["json"]["emotion"]
+
+
+def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
+    """A two-sided call: one result per channel, each saved, shown side by side on the page and
+    listed in the API's answer."""
+    from tests.media import speechlike
+
+    import soundfile as sf
+
+    call = tmp_path / "call.wav"
+    sf.write(call, np.concatenate([speechlike(2.0, 16000, seed=1), 0.3 * speechlike(2.0, 16000, seed=2, pitch=300)], 1),
+             16000)
+    _, url, out, service = serve(tiny_recognizer)
+    client = Client(url, verbose=False)
+    view = recognize(client, call, channels="each")
+    refs = tiny_recognizer.recognize(str(call), channels="each")
+    assert [r.input["channel"] for r in refs] == ["left", "right"]
+    for ref in refs:
+        assert f"| {ref.input['channel']} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]
+    assert view["json"]["input"]["channel"] == "left" and "right ->" in view["log"]
+    assert len(service.history("browser-a")) == 2  # a folder per channel
+    answer = client.predict(handle_file(str(call)), "utterance", False, "right", api_name="/analyse")
+    assert answer["input"]["channel"] == "right" and abs(answer["confidence"] - refs[1].confidence) < 1e-6
+    both = client.predict(handle_file(str(call)), "utterance", False, "each", api_name="/analyse")
+    assert [c["input"]["channel"] for c in both["channels"]] == ["left", "right"]

@@ -59,7 +59,12 @@ def outcome_values(outcome: Outcome, lang: str) -> tuple:
     if not outcome.ok:
         message = error_text(outcome, lang)
         return empty_values(lang, f"### {t('failed', lang, error=message)}", t("log_error", lang, error=message))
-    return result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang)
+    values = list(result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang))
+    if len(outcome.channels) > 1:  # each channel's emotion side by side; the view below is the first's
+        values[0] = render.channels_table([r.to_dict() for r, _ in outcome.channels], lang)
+        names = ", ".join(f"{r.input.get('channel')} -> {f}" for r, f in outcome.channels)
+        values[-2] += "\n" + t("log_channels", lang, channels=names)
+    return tuple(values)
 
 
 class Handlers:
@@ -93,26 +98,26 @@ class Handlers:
             message += t("estimate", lang, seconds=wait_s)
         return message, ticket
 
-    def analyse(self, file, mic, granularity, want_embedding, token, lang, ticket, request: gr.Request):
+    def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
-                                       [self._owner(token, request)], [ticket])
+                                       [self._owner(token, request)], [ticket], [channels])
         return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang))
 
-    def analyse_many(self, files, mics, granularities, want_embeddings, tokens, langs, tickets):
+    def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets):
         outcomes = self.service.serve([f or m for f, m in zip(files, mics)], granularities, want_embeddings,
-                                      tokens, tickets)
+                                      tokens, tickets, channels)
         rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang))
                 for o, lang in zip(outcomes, langs)]
         return tuple(list(col) for col in zip(*rows))
 
-    def analyse_api(self, file, granularity, want_embedding) -> dict:
-        [outcome] = self.service.serve([file], [granularity], [want_embedding])
+    def analyse_api(self, file, granularity, want_embedding, channels="mix") -> dict:
+        [outcome] = self.service.serve([file], [granularity], [want_embedding], channels=[channels])
         if not outcome.ok:
             raise gr.Error(outcome.error, print_exception=False)
         return outcome.to_api()
 
-    def analyse_api_many(self, files, granularities, want_embeddings):
-        return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings)],)
+    def analyse_api_many(self, files, granularities, want_embeddings, channels):
+        return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings, channels=channels)],)
 
     def cleared(self, lang: str):
         """A new input replaced the other one: it and the old result go."""

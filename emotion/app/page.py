@@ -9,6 +9,7 @@ every word in emotion.app.text.
 import gradio as gr
 
 from ..audio import AUDIO_EXTENSIONS, MAX_DURATION_S
+from ..decode import CHANNEL_CHOICES
 from ..recognizer import GRANULARITIES
 from . import live_page, text
 from .handlers import Handlers
@@ -20,9 +21,9 @@ MODEL_CONCURRENCY = "model"  # every event that uses the model shares this queue
 LIGHT = dict(concurrency_id="light", concurrency_limit=4, show_progress="hidden")  # events that do not touch the model
 COALESCE_MAX = 16  # requests handed to the model together when coalescing
 MAX_UPLOAD_MB = 100
-# Extensions the pickers offer: whatever the decoder reads, video containers with sound included
-# (a browser calls a .webm "video/webm", which an audio-only picker refuses).
-MEDIA_TYPES = sorted(set(AUDIO_EXTENSIONS) | {".webm", ".mp4", ".mkv", ".mov", ".mka", ".3gp", ".m4b", ".wave"})
+# Extensions the pickers offer: whatever the folder search takes, video containers with sound
+# included (a browser calls a .webm "video/webm", which an audio-only picker refuses).
+MEDIA_TYPES = sorted(AUDIO_EXTENSIONS)
 CSS = """
 .gradio-container { max-width: 1200px !important; margin: auto; }
 #emotion_md h2, #history_emotion_md h2 { margin-bottom: 0.1em; }
@@ -46,11 +47,12 @@ def _analyse_inputs():
         granularity = gr.Radio([(L(g), g) for g in GRANULARITIES], value="utterance", label=L("granularity"),
                                elem_id="granularity")
         want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="want_embedding")
+    channels = gr.Radio([(L(c), c) for c in CHANNEL_CHOICES], value="mix", label=L("channels"), elem_id="channels")
     with gr.Row():
         example_btn = gr.Button(L("example"), size="sm", elem_id="example_btn")
         analyse_btn = gr.Button(L("analyse"), variant="primary", elem_id="analyse_btn")
     gr.Markdown(L("limits"), elem_id="limits")
-    return file_in, mic_in, granularity, want_emb, example_btn, analyse_btn
+    return file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn
 
 
 def _batch_tab():
@@ -91,7 +93,7 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
             with gr.Tab(L("tab_analyse"), id="single"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=280):
-                        file_in, mic_in, granularity, want_emb, example_btn, analyse_btn = _analyse_inputs()
+                        file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn = _analyse_inputs()
                     with gr.Column(scale=2, min_width=280, elem_id="result_column"):
                         view = result_view()
                         api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
@@ -110,19 +112,19 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                         hist_view = result_view("history_")
             with gr.Tab(L("tab_live"), id="live"):
                 live_page.build(service, MODEL_CONCURRENCY, owner, lang)
-        inputs = [file_in, mic_in, granularity, want_emb, owner, lang, ticket]
+        inputs = [file_in, mic_in, granularity, want_emb, channels, owner, lang, ticket]
         model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
                                      api_visibility="private", **LIGHT)
         if coalesce:
             analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status], api_name="recognize",
                                      api_visibility="public", batch=True, max_batch_size=max_batch, **model)
-            api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb], api_json, api_name="analyse",
-                          api_visibility="public", batch=True, max_batch_size=max_batch, **model)
+            api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels], api_json,
+                          api_name="analyse", api_visibility="public", batch=True, max_batch_size=max_batch, **model)
         else:
             analysed = announce.then(h.analyse, inputs, [*view.outputs(), status], api_name="recognize",
                                      api_visibility="public", **model)
-            api_btn.click(h.analyse_api, [file_in, granularity, want_emb], api_json, api_name="analyse",
+            api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels], api_json, api_name="analyse",
                           api_visibility="public", **model)
         analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         file_in.upload(h.cleared, lang, [mic_in, *view.outputs()], api_visibility="private", **LIGHT)

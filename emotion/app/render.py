@@ -31,7 +31,8 @@ def status_text(info: dict, lang: str = EN) -> str:
 
 
 def is_silent(data: dict) -> bool:
-    return any(str(w).startswith(SILENT_PREFIX) for w in data.get("warnings", []))
+    """Nothing to judge: the headline says so instead of showing the model's guess."""
+    return bool(data.get("silent")) or any(str(w).startswith(SILENT_PREFIX) for w in data.get("warnings", []))
 
 
 def headline(data: dict, lang: str = EN) -> str:
@@ -43,6 +44,20 @@ def headline(data: dict, lang: str = EN) -> str:
     label = display_name(emotion, data.get("label_zh"), data.get("emoji"))
     return (f"## {label} {float(data.get('confidence', 0.0)) * 100:.1f}%\n"
             f"{t('confidence', 'zh')} / {t('confidence', 'en')} · `{name}`")
+
+
+def channels_table(results: list[dict], lang: str = EN) -> str:
+    """Each channel's emotion side by side (channels="each"), as the headline."""
+    rows = [f"| {t('col_channel', lang)} | {t('col_emotion', lang)} | {t('col_confidence', lang)} |", "|---|---|---|"]
+    for data in results:
+        channel = data.get("input", {}).get("channel", "?")
+        if is_silent(data):
+            rows.append(f"| {channel} | 🔇 {t('silence', lang)} | |")
+        else:
+            label = display_name(str(data.get("emotion", "")), data.get("label_zh"), data.get("emoji"))
+            rows.append(f"| {channel} | {label} | {100 * float(data.get('confidence', 0.0)):.1f} |")
+    name = results[0].get("input", {}).get("name", "?") if results else "?"
+    return f"### `{name}`\n\n" + "\n".join(rows)
 
 
 def tendencies(data: dict, lang: str = EN) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..audio import AudioError
-from ..decode import probe_seconds
+from ..decode import CHANNEL_CHOICES, probe_seconds
 from ..errors import EmotionError
 from ..files import write_folder
 from ..labels import label_keys
@@ -56,6 +56,8 @@ class Outcome:
     request_ms: float = 0.0
     error: str | None = None  # "<name>: <reason>", for the user
     code: str | None = None  # an emotion.audio.REASONS code when the file was refused
+    channels: list[tuple[EmotionResult, Path]] = field(default_factory=list)  # channels="each": every one
+
 
     @property
     def ok(self) -> bool:
@@ -65,7 +67,10 @@ class Outcome:
         """The JSON the /analyse endpoint answers with."""
         if not self.ok:
             return {"error": self.error}
-        return {**self.result.to_dict(), "saved": self.folder.name}
+        out = {**self.result.to_dict(), "saved": self.folder.name}
+        if len(self.channels) > 1:
+            out["channels"] = [{**r.to_dict(), "saved": f.name} for r, f in self.channels]
+        return out
 
 
 @dataclass
@@ -118,37 +123,39 @@ class WebService:
     # -- one clip per request (several when requests are coalesced) --------------------------
 
     def serve(self, paths: list, granularities: list[str], embeddings: list[bool],
-              owners: list[str | None] | None = None, tickets: list[str | None] | None = None) -> list[Outcome]:
-        """Each request's Outcome. Requests of one granularity are analysed together; tickets are
-        announce()'s, so the waiting line forgets them."""
+              owners: list[str | None] | None = None, tickets: list[str | None] | None = None,
+              channels: list[str] | None = None) -> list[Outcome]:
+        """Each request's Outcome. Requests of one granularity and channel choice are analysed
+        together; tickets are announce()'s, so the waiting line forgets them."""
         for ticket in tickets or []:
             self.line.leave(ticket)
         names = [Path(str(p)).name if p else "" for p in paths]
         owners = owners or [None] * len(paths)
-        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names),
+        channels = [c or "mix" for c in channels] if channels else ["mix"] * len(paths)
+        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels),
                              lambda: [Outcome(n, error=SHUTTING_DOWN) for n in names])
 
-    def _serve(self, paths, granularities, embeddings, owners, names) -> list[Outcome]:
+    def _serve(self, paths, granularities, embeddings, owners, names, channels) -> list[Outcome]:
         start = time.perf_counter()
         outcomes: list[Outcome | None] = [None] * len(paths)
-        by_granularity: dict[str, list[int]] = {}
-        for i, (path, gran) in enumerate(zip(paths, granularities)):
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (path, gran, chosen) in enumerate(zip(paths, granularities, channels)):
             if not path:
                 outcomes[i] = Outcome(names[i], error=NO_AUDIO)
-            elif gran not in GRANULARITIES:
-                outcomes[i] = Outcome(names[i], error=f"unknown granularity {gran!r}")
+            elif gran not in GRANULARITIES or chosen not in CHANNEL_CHOICES:
+                outcomes[i] = Outcome(names[i], error=f"unknown granularity {gran!r} or channels {chosen!r}")
             else:
-                by_granularity.setdefault(gran, []).append(i)
-        for gran, idx in by_granularity.items():
-            for i, res in zip(idx, self._recognize([paths[i] for i in idx], gran)):
+                groups.setdefault((gran, chosen), []).append(i)
+        for (gran, chosen), idx in groups.items():
+            for i, res in zip(idx, self._recognize([paths[i] for i in idx], gran, chosen)):
                 outcomes[i] = self._save(names[i], res, bool(embeddings[i]), owners[i], start)
         for o in outcomes:
             self._log(o)
         return outcomes
 
-    def _recognize(self, paths: list, granularity: str) -> list:
+    def _recognize(self, paths: list, granularity: str, channels: str = "mix") -> list:
         try:
-            return self.recognizer.recognize_many(paths, granularity=granularity)
+            return self.recognizer.recognize_many(paths, granularity=granularity, channels=channels)
         except BusyError as exc:
             return [str(exc)] * len(paths)
         except Exception:
@@ -156,18 +163,22 @@ class WebService:
             return [NOT_ANALYSED] * len(paths)
 
     def _save(self, name: str, res, embedding: bool, owner: str | None, start: float) -> Outcome:
+        """Save a request's result (one folder per channel when each was asked for)."""
         if isinstance(res, AudioError):
             return Outcome(name, error=f"{res.name}: {res.reason}", code=res.code)
-        if not isinstance(res, EmotionResult):
-            return Outcome(name, error=f"{name}: {res or NOT_ANALYSED}")
+        results = res if isinstance(res, list) else [res]
+        if not results or not all(isinstance(r, EmotionResult) for r in results):
+            return Outcome(name, error=f"{name}: {res if isinstance(res, str) else NOT_ANALYSED}")
+        saved = []
         try:
-            folder = write_result(res, self.results_root(owner), embedding=embedding)
+            for one in results:
+                saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
         except OSError as exc:
             log.error("could not save a result: %s", exc)
             return Outcome(name, error=f"{name}: the result could not be saved ({exc.strerror or 'write error'})")
         elapsed = time.perf_counter() - start
-        self.speed.add(res.input.get("duration_s", 0.0), elapsed)
-        return Outcome(name, res, folder, elapsed * 1000)
+        self.speed.add(results[0].input.get("duration_s", 0.0) * len(results), elapsed)
+        return Outcome(name, saved[0][0], saved[0][1], elapsed * 1000, channels=saved)
 
     @staticmethod
     def _log(o: Outcome) -> None:

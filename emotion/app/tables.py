@@ -77,10 +77,10 @@ def display_table(rows: list[dict], keys: list[str], lang: str = EN):
                *score_columns, t("col_duration", lang)]
     out = []
     for row in rows:
-        failed = bool(row.get("error"))
+        failed, silent = bool(row.get("error")), not row.get("error") and row.get("emotion") is None
         pct = [None if failed else round(100 * float(row[k]), 1) for k in keys]
-        out.append([row["id"], f"⚠️ {row['error']}" if failed else t("ok", lang),
-                    None if failed else display_name(row["emotion"]),
-                    None if failed else round(100 * float(row["confidence"]), 1), *pct,
-                    None if failed else row.get("duration_s")])
+        status = f"⚠️ {row['error']}" if failed else t("ok", lang) + (f" · {row['warnings']}" if row.get("warnings") else "")
+        emotion = None if failed else f"🔇 {t('silence', lang)}" if silent else display_name(row["emotion"])
+        out.append([row["id"], status, emotion, None if failed or silent else round(100 * float(row["confidence"]), 1),
+                    *pct, None if failed else row.get("duration_s")])
     return pd.DataFrame(out, columns=columns)
