@@ -238,10 +238,16 @@ class Emotion2VecNetwork(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = _layer_norm(cfg.embed_dim, cfg) if cfg.layer_norm_first else None
         self.proj = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else None
+        self._slopes: dict[torch.device, torch.Tensor] = {}
 
     def _alibi_bias(self, frames: int, device: torch.device) -> torch.Tensor:
-        """Unscaled bias (1, H_alibi, T, T): -slope * |i - j|, computed as the reference does."""
-        slopes = torch.tensor(alibi_slopes(self.cfg.num_alibi_heads), dtype=torch.float32, device=device)
+        """Unscaled bias (1, H_alibi, T, T): -slope * |i - j|, computed as the reference does.
+        The slopes are copied to the device once, so a pass makes no host-to-device copy (a CUDA
+        graph capture forbids one)."""
+        slopes = self._slopes.get(device)
+        if slopes is None:
+            slopes = torch.tensor(alibi_slopes(self.cfg.num_alibi_heads), dtype=torch.float32, device=device)
+            self._slopes[device] = slopes
         pos = torch.arange(frames, device=device)
         distance = (pos.unsqueeze(0) - pos.unsqueeze(1)).abs().neg().to(torch.float32)
         return (slopes[:, None, None] * distance.unsqueeze(0)).unsqueeze(0)
@@ -274,10 +280,12 @@ class Emotion2VecNetwork(nn.Module):
             return [finish(bias * scale[0])] * n_blocks
         return [finish(bias * scale[i]) for i in range(n_blocks)]
 
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None, always_mask: bool = False):
         """Frame embeddings for a batch of normalised, zero-padded waveforms.
 
         wav: (B, S) float; lengths: (B,) valid samples per row, or None when no row is padded.
+        always_mask: mask even when no frame is padding (no data-dependent branch, which a CUDA
+        graph needs; the result is the same).
         Returns (frames (B, T, D), valid (B, T) bool or None), extra tokens removed.
         """
         enc = self.modality_encoders["AUDIO"]
@@ -287,7 +295,7 @@ class Emotion2VecNetwork(nn.Module):
         if lengths is not None:
             n = self.cfg.num_frames(lengths)
             valid = torch.arange(t, device=x.device)[None, :] < n[:, None]
-            if bool(valid.all()):
+            if not always_mask and bool(valid.all()):
                 valid = None
         x = x + enc.relative_positional_encoder(x, valid)
         masks = self._block_masks(t, valid, x.device)

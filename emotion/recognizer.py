@@ -31,6 +31,7 @@ from .errors import TOO_LONG, EmotionError
 from .labels import label_keys
 from .model import LoadedModel, load_model
 from .results import EmotionResult
+from .runner import Runner, ShapeLadder, batch_samples_budget
 from .timeline import MIN_SEGMENT_S, SMOOTHING_S, segments
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ MAX_PADDING = 1.25  # a batch's longest clip is at most this many times its shor
 CPU_BATCH = 1  # on this kind of CPU padded batches do not pay (see BENCHMARKS.md)
 GPU_BATCH = 32
 WARMUP_CPU_S = (1.0,)  # seconds of audio run at start-up (see Recognizer.warmup)
-WARMUP_GPU_S = (1.0, 5.0, 30.0)
+WARMUP_GPU_S = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 30.0)  # each a CUDA graph of its own
 BUSY_MESSAGE = "busy: not enough GPU memory, try again"
 BATCH_SAMPLES = 32 * 30 * SAMPLE_RATE  # upper bound on padded samples in one batch
 
@@ -99,13 +100,22 @@ class Recognizer:
     loader(path) for the default mix and loader(path, channels=...) otherwise, and may return an
     Audio or a list of them (one per channel).  `streamer`, if given (functools.partial of
     emotion.audiostream.AudioStream), analyses the files the loader refuses as too long as a stream:
-    streamer(path, channels=...)."""
+    streamer(path, channels=...).  `ladder` and `graphs` shape the model passes (emotion.runner):
+    "auto" pads batches to recurring shapes on CUDA only; graphs (None: on CUDA) replays captured
+    CUDA graphs for small buckets; max_batch_memory (bytes) caps a CUDA batch's activations."""
 
     def __init__(self, model: LoadedModel, chunk_s: float = CHUNK_S, batch_size: int | None = None,
                  smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S,
                  max_padding: float = MAX_PADDING, loader: Callable[..., Audio | list[Audio]] = load_channels,
-                 streamer: Callable | None = None):
+                 streamer: Callable | None = None, ladder: ShapeLadder | None | str = "auto",
+                 graphs: bool | None = None, max_batch_memory: float | None = None):
         self.model = model
+        self.batch_samples = BATCH_SAMPLES  # on CUDA, sized from the device's memory at warm-up
+        self.max_batch_memory = max_batch_memory
+        cuda = model.device.type == "cuda"
+        ladder = (ShapeLadder() if cuda else None) if ladder == "auto" else ladder
+        self.runner = Runner(model.network, model.device, model.dtype, ladder,
+                             graphs=cuda if graphs is None else graphs)
         self.loader = loader
         self.streamer = streamer
         self.chunk_s = chunk_s
@@ -158,29 +168,19 @@ class Recognizer:
             seconds = WARMUP_GPU_S if self.model.device.type == "cuda" else WARMUP_CPU_S
         gen = torch.Generator().manual_seed(0)
         for s in seconds:
-            wave = 0.1 * torch.randn(int(s * SAMPLE_RATE), generator=gen)
-            self._run([normalize(wave)])
+            wave = normalize(0.1 * torch.randn(int(s * SAMPLE_RATE), generator=gen))
+            self._run([wave])
+        if self.model.device.type == "cuda":
+            with self._lock, torch.inference_mode():
+                self.batch_samples = min(BATCH_SAMPLES, batch_samples_budget(self.runner, wave, self.max_batch_memory))
         log.info("warm-up took %.2f s", time.perf_counter() - start)
 
     # -- inference ---------------------------------------------------------------------------
 
     def _run(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
         """Frame embeddings (T_i, D) float32 for normalised 16 kHz waves, in one padded batch."""
-        dev, dt = self.model.device, self.model.dtype
-        lengths = [len(w) for w in waves]
-        batch = torch.zeros(len(waves), max(lengths), dtype=dt)
-        for i, w in enumerate(waves):
-            batch[i, : len(w)] = w
         with self._lock, torch.inference_mode():
-            batch = batch.to(dev, non_blocking=True)
-            padded = len(set(lengths)) > 1
-            frames, valid = self.model.network(batch, torch.tensor(lengths, device=dev) if padded else None)
-            frames = frames.float()
-            out = []
-            for i in range(len(waves)):
-                t = int(valid[i].sum()) if valid is not None else frames.shape[1]
-                out.append(frames[i, :t].cpu())
-        return out
+            return self.runner(waves)
 
     def _run_split(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
         """_run, halving the batch on device out-of-memory down to one wave, then BusyError."""
@@ -226,7 +226,7 @@ class Recognizer:
         for i in order:
             cur = batches[-1] if batches else None
             if (cur and len(cur) < self.batch_size and lengths[i] <= self.max_padding * lengths[cur[0]]
-                    and lengths[i] * (len(cur) + 1) <= BATCH_SAMPLES):
+                    and lengths[i] * (len(cur) + 1) <= self.batch_samples):
                 cur.append(i)
             else:
                 batches.append([i])

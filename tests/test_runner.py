@@ -1,0 +1,141 @@
+"""The model pass (emotion.runner): bucketed shapes give each clip what it gets alone, fp32 on CUDA
+runs with TF32 off, and the GPU-only paths stay off where there is no GPU.
+
+The bucketed path is the GPU default; it is forced here on the CPU, where the arithmetic is the
+same, to check its exactness against one clip at a time."""
+
+import numpy as np
+import pytest
+import torch
+
+from emotion import Recognizer, load_audio
+from emotion.audio import SAMPLE_RATE, normalize
+from emotion.runner import LADDER_ROWS, Runner, ShapeLadder, exact_fp32
+from emotion.verify import COSINE_BOUND, SCORE_BOUND, cosine
+
+
+def test_ladder_shapes():
+    ladder = ShapeLadder()
+    assert [ladder.length(n) for n in (1, 16000, 16001, 79999, 480000)] == [16000, 16000, 32000, 80000, 480000]
+    assert ladder.split(1) == [1]
+    assert ladder.split(3) == [3]  # padded to 4: one empty row of four
+    assert ladder.split(5) == [4, 1]  # 8 would be three empty rows of eight
+    assert ladder.split(31) == [31]
+    assert ladder.split(40) == [32, 8]
+    assert ladder.split(100) == [32, 32, 32, 4]
+    assert [ladder.padded_rows(n) for n in (1, 3, 7, 31)] == [1, 4, 8, 32]
+
+
+@pytest.fixture(scope="module")
+def mid_pair(mid_model):
+    alone = Recognizer.load(mid_model, device="cpu", warmup=False, batch_size=1)
+    bucketed = Recognizer(alone.model, batch_size=32, max_padding=10.0, ladder=ShapeLadder())
+    return alone, bucketed
+
+
+def test_bucketed_batches_equal_one_clip_at_a_time(mid_pair, audio_dir, monkeypatch):
+    alone, bucketed = mid_pair
+    clips = [load_audio(p) for p in sorted(audio_dir.glob("*.wav"))]
+    assert len({len(c.samples) for c in clips}) > 3 and len(clips) >= 5  # mixed lengths, a split batch
+    network, real, shapes = bucketed.model.network, bucketed.model.network.forward, []
+
+    def forward(batch, lengths=None, **kwargs):
+        shapes.append((tuple(batch.shape), lengths is not None))
+        return real(batch, lengths, **kwargs)
+
+    monkeypatch.setattr(network, "forward", forward)
+    together = bucketed.analyse(clips[:5], "frame") + bucketed.analyse(clips[5:], "frame")
+    monkeypatch.undo()
+    for rows_samples, masked in shapes:  # every pass at a ladder shape, masked
+        assert rows_samples[0] in LADDER_ROWS and rows_samples[1] % SAMPLE_RATE == 0 and masked
+    assert any(rows > 1 for (rows, _), _ in shapes)  # really batched, padded
+    for clip, b in zip(clips, together):
+        single = alone.analyse([clip], "frame")[0]
+        assert b.input["name"] == single.input["name"]
+        assert b.embedding.shape == single.embedding.shape
+        assert max(abs(b.scores[k] - single.scores[k]) for k in b.scores) <= SCORE_BOUND
+        assert cosine(b.embedding, single.embedding) >= COSINE_BOUND
+        assert np.abs(b.frame_scores - single.frame_scores).max() <= SCORE_BOUND
+
+
+def test_a_lone_clip_padded_to_the_next_second_is_unchanged(mid_pair):
+    alone, bucketed = mid_pair
+    gen = torch.Generator().manual_seed(3)
+    wave = (0.1 * torch.randn(int(2.3 * SAMPLE_RATE), generator=gen)).numpy()
+    a = alone.recognize(wave, sample_rate=SAMPLE_RATE)
+    b = bucketed.recognize(wave, sample_rate=SAMPLE_RATE)
+    assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= SCORE_BOUND
+    assert cosine(a.embedding, b.embedding) >= COSINE_BOUND
+
+
+def test_always_mask_is_the_unmasked_pass(tiny_recognizer):
+    network = tiny_recognizer.model.network
+    gen = torch.Generator().manual_seed(1)
+    batch = torch.stack([normalize(0.1 * torch.randn(SAMPLE_RATE, generator=gen)) for _ in range(2)])
+    with torch.inference_mode():
+        plain, none = network(batch, None)
+        masked, valid = network(batch, torch.tensor([SAMPLE_RATE] * 2), always_mask=True)
+    assert none is None and valid is not None and bool(valid.all())
+    assert torch.allclose(plain, masked, atol=1e-5)
+
+
+def test_exact_fp32_turns_tf32_off_for_the_pass_only(tiny_recognizer, monkeypatch):
+    assert Runner(tiny_recognizer.model.network, torch.device("cuda"), torch.float32).exact
+    assert not Runner(tiny_recognizer.model.network, torch.device("cuda"), torch.float16).exact
+    assert not Runner(tiny_recognizer.model.network, torch.device("cpu"), torch.float32).exact
+
+    rec = Recognizer(tiny_recognizer.model)
+    rec.runner.exact = True  # as on CUDA in fp32; the flags are plain settings on a CPU build too
+    network, real, seen = rec.model.network, rec.model.network.forward, []
+
+    def forward(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(network, "forward", forward)
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = True  # as a user's own code may have set it
+    try:
+        rec.recognize(np.zeros(SAMPLE_RATE, dtype=np.float32) + 0.01, sample_rate=SAMPLE_RATE)
+        assert seen == [(False, False)]
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (before[0], True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before[1]
+    with exact_fp32(False):
+        assert torch.backends.cudnn.allow_tf32 == before[0]
+
+
+def test_gpu_paths_are_off_on_a_cpu(tiny_recognizer):
+    rec = Recognizer(tiny_recognizer.model)
+    assert rec.runner.ladder is None and rec.runner.graphs is None  # the CPU pads nothing
+    forced = Recognizer(tiny_recognizer.model, ladder=ShapeLadder(), graphs=True)
+    assert forced.runner.ladder is not None and forced.runner.graphs is None  # graphs need CUDA
+
+
+def test_graphs_can_be_turned_off_from_the_environment():
+    from emotion.app.settings import Settings
+
+    assert Settings.from_env({}).engine_options() == {}
+    assert Settings.from_env({"EMOTION_CUDA_GRAPHS": "1"}).engine_options() == {}
+    assert Settings.from_env({"EMOTION_CUDA_GRAPHS": "0"}).engine_options() == {"graphs": False}
+
+
+def test_gpu_benchmark_runs_end_to_end(tiny_model):
+    """bench_gpu.py is the script a lent GPU's few minutes go to: its every row runs here, on the
+    CPU at small sizes, against funasr, so it cannot fail there for a reason a CPU would show."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_gpu", "--smoke", "--model-dir", str(tiny_model)],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for row in ("cold start: ready", "model time, 5 s clip, batch 1", "one model pass, 2 clips x 2 s",
+                "batched throughput over 6 clips", "5 s clip end to end", "fp32 against funasr on cpu",
+                "fp32 against fp32: top-1 agreement 3/3", "0.5-minute clip, frame granularity", "BENCH_GPU_DONE"):
+        assert row in out.stdout, (row, out.stdout[-3000:])
+    import re
+
+    gap = float(re.search(r"TF32 off for both: max score difference (\S+)", out.stdout).group(1))
+    assert gap <= SCORE_BOUND  # on the CPU our fp32 is funasr's
