@@ -30,7 +30,7 @@ def _recognizer(settings: Settings, warmup: bool = False, loader=None):
 
     whole, streamer = settings.long_audio()
     return Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                           warmup=warmup, loader=loader or whole, streamer=streamer)
+                           warmup=warmup, loader=loader or whole, streamer=streamer, **settings.engine_options())
 
 
 def _items(inputs: list[str], manifests: bool = True, every_file: bool = False):

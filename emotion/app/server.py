@@ -92,7 +92,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         warm_kernels()
     try:
         rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                              loader=decoder.load_channels if decoder else settings.loader())
+                              loader=decoder.load_channels if decoder else settings.loader(),
+                              **settings.engine_options())
         log.info("engine ready: %s", rec.model_info())
         sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
         if decoder is not None:

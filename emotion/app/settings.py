@@ -18,6 +18,7 @@ the queue in emotion.app.service, ...). Environment variables:
 | EMOTION_QUEUE_SIZE | queue_size | 16 |
 | EMOTION_AUTH | auth ("user:password") | unset: no login |
 | EMOTION_GRACE_S | grace_s | 30 |
+| EMOTION_CUDA_GRAPHS = 0 | cuda_graphs: off, every pass eager (emotion.runner) | on (CUDA only) |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     auth: tuple[str, str] | None = field(default=None, repr=False)
     grace_s: float = GRACE_S
+    cuda_graphs: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -86,6 +88,7 @@ class Settings:
             queue_size=get("EMOTION_QUEUE_SIZE", int, d.queue_size),
             auth=get("EMOTION_AUTH", parse_auth),
             grace_s=get("EMOTION_GRACE_S", float, d.grace_s),
+            cuda_graphs=(env.get("EMOTION_CUDA_GRAPHS") or "").strip() not in ("0", "off", "false", "no"),
         )
 
     def with_args(self, args: argparse.Namespace) -> "Settings":
@@ -95,6 +98,10 @@ class Settings:
         if "output_dir" in given:
             given["output_dir"] = Path(given["output_dir"])
         return dataclasses.replace(self, **given)
+
+    def engine_options(self) -> dict:
+        """Keyword arguments for Recognizer.load from these settings."""
+        return {} if self.cuda_graphs else {"graphs": False}
 
     @property
     def app_max_duration_s(self) -> float:
