@@ -181,3 +181,17 @@ def test_soak_check_catches_a_leaking_build(tmp_path, tiny_model, clips):
         print(f"\nleaking build ({LEAK_KB} KB per request): {LEAK_WARMUP} requests of warm-up, then {LEAK_REQUESTS}")
         samples, problems = soak_figures(app, clips, LEAK_WARMUP, LEAK_REQUESTS)
     assert any(p.startswith("server RSS grew") for p in problems), problems
+
+
+def test_concurrent_users_benchmark_runs(tiny_model):
+    """benchmarks/bench_app_load.py (32 users on a GPU) runs here at a small size, so a lent GPU's
+    minutes are not lost to a broken script; each request must succeed."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_app_load", "--model-dir", str(tiny_model),
+                          "--users", "3", "--requests", "1"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "one user at a time: 3 requests" in out.stdout and "3 users at once: 3 requests" in out.stdout
+    assert "0 errors" in out.stdout and "BENCH_APP_LOAD_DONE" in out.stdout
