@@ -250,33 +250,44 @@ class Recognizer:
             for i, out in zip(batch, outs):
                 frames[i] = out
                 cost[pieces[i][0]] += elapsed * len(pieces[i][2]) / total
+        if not clips:
+            return []
+        start = time.perf_counter()
+        mine: list[list[tuple[int, torch.Tensor]]] = [[] for _ in clips]  # (offset, frames) per clip
+        for (ci, offset, _), f in zip(pieces, frames):
+            mine[ci].append((offset, f))
+        merged = [torch.cat([f for _, f in windows]) for windows in mine]
+        probs = self._head(torch.stack([m.mean(dim=0) for m in merged]))  # the head once for all clips
+        frame_probs = self._head(torch.cat(merged)).split([len(m) for m in merged]) if granularity == "frame" else None
+        shared = (time.perf_counter() - start) * 1000 / len(clips)
         results = []
         for ci, clip in enumerate(clips):
             start = time.perf_counter()
-            mine = [(pieces[i][1], frames[i]) for i in range(len(pieces)) if pieces[i][0] == ci]
-            results.append(self._result(clip, mine, granularity))
-            results[-1].timing["inference_ms"] = round(cost[ci] + (time.perf_counter() - start) * 1000, 2)
+            results.append(self._result(clip, mine[ci], merged[ci], granularity, probs[ci],
+                                        None if frame_probs is None else frame_probs[ci]))
+            results[-1].timing["inference_ms"] = round(cost[ci] + shared + (time.perf_counter() - start) * 1000, 2)
         return results
 
-    def _result(self, clip: Audio, windows: list[tuple[int, torch.Tensor]], granularity: str) -> EmotionResult:
-        all_frames = torch.cat([f for _, f in windows])
+    def _result(self, clip: Audio, windows: list[tuple[int, torch.Tensor]], all_frames: torch.Tensor,
+                granularity: str, probs: torch.Tensor, frame_probs: torch.Tensor | None) -> EmotionResult:
         embedding = all_frames.mean(dim=0)
         stored = embedding if granularity == "utterance" else all_frames
-        result = self._summary(clip, clip.duration_s, embedding, stored, granularity, silent=is_silent(clip.samples))
+        result = self._summary(clip, clip.duration_s, embedding, stored, granularity, silent=is_silent(clip.samples),
+                               probs=probs)
         result.chunks, result.chunk_s = len(windows), self.chunk_s if len(windows) > 1 else None
         result.audio = clip.samples
-        if granularity == "frame":
+        if frame_probs is not None:
             stride = self.model.config.total_stride
             starts = np.concatenate([(offset + np.arange(len(f)) * stride) / SAMPLE_RATE for offset, f in windows])
-            self._add_frames(result, self._head(all_frames).numpy(), starts, clip.duration_s)
+            self._add_frames(result, frame_probs.numpy(), starts, clip.duration_s)
         return result
 
     def _summary(self, clip: Audio, duration_s: float, embedding: torch.Tensor, stored: torch.Tensor,
-                 granularity: str, silent: bool) -> EmotionResult:
+                 granularity: str, silent: bool, probs: torch.Tensor | None = None) -> EmotionResult:
         """The result of a clip whose mean frame embedding is `embedding` (`stored` is what the
-        result keeps as its embedding)."""
+        result keeps as its embedding; `probs` the head's scores for it, when already computed)."""
         keys = label_keys(self.model.labels)
-        probs = self._head(embedding)
+        probs = self._head(embedding) if probs is None else probs
         best = int(torch.argmax(probs))
         return EmotionResult(
             emotion=keys[best], confidence=float(probs[best]), scores={k: float(p) for k, p in zip(keys, probs)},
