@@ -139,3 +139,27 @@ def test_gpu_benchmark_runs_end_to_end(tiny_model):
 
     gap = float(re.search(r"TF32 off for both: max score difference (\S+)", out.stdout).group(1))
     assert gap <= SCORE_BOUND  # on the CPU our fp32 is funasr's
+
+
+def test_half_precision_layer_norm_without_the_fp32_round_trip():
+    """On CUDA the conv front end's LayerNorm takes half-precision input as it is (two full copies
+    fewer); the kernel accumulates in fp32, so the result is the reference's fp32 path rounded once.
+    Checked here with the CPU's kernel, which does the same, for fp16 and bf16."""
+    from emotion.network import channel_layer_norm
+
+    gen = torch.Generator().manual_seed(5)
+    ln = torch.nn.LayerNorm(64)
+    with torch.no_grad():
+        ln.weight.copy_(1 + 0.1 * torch.randn(64, generator=gen))
+        ln.bias.copy_(0.1 * torch.randn(64, generator=gen))
+    x = 3 * torch.randn(2, 64, 300, generator=gen) + 1
+    for dtype in (torch.float16, torch.bfloat16):
+        half_ln = torch.nn.LayerNorm(64).to(dtype)
+        half_ln.load_state_dict(ln.state_dict())
+        xh = x.to(dtype)
+        reference = channel_layer_norm(xh, half_ln, cast=True)
+        direct = channel_layer_norm(xh, half_ln, cast=False)
+        assert direct.dtype == reference.dtype == dtype and direct.shape == (2, 64, 300)
+        ulp = torch.finfo(dtype).eps * reference.float().abs().clamp_min(1)
+        assert bool(((direct.float() - reference.float()).abs() <= ulp).all())
+    assert torch.equal(channel_layer_norm(x, ln, cast=True), channel_layer_norm(x, ln, cast=False))  # fp32: one path
