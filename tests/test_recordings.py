@@ -190,7 +190,8 @@ def test_each_channel_gets_its_own_result(tiny_recognizer, call):
     assert (left.input["channel"], right.input["channel"]) == ("left", "right")
     assert left.to_dict()["input"]["channel"] == "left"
     assert left.scores != right.scores
-    assert left.scores == tiny_recognizer.recognize(call, channels="left").scores
+    # the head runs once for both channels (one matrix product): equal to one channel alone up to rounding
+    assert left.scores == pytest.approx(tiny_recognizer.recognize(call, channels="left").scores, abs=1e-6)
     mixed = tiny_recognizer.recognize(call)
     assert mixed.input["channel"] == "mix" and mixed.scores not in (left.scores, right.scores)
     [[a, b], err] = tiny_recognizer.recognize_many([call, call.with_name("missing.wav")], channels="each")
