@@ -18,9 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
-from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -31,7 +30,7 @@ from .errors import TOO_LONG, EmotionError
 from .labels import label_keys
 from .model import LoadedModel, load_model
 from .results import EmotionResult
-from .runner import Runner, ShapeLadder, batch_samples_budget
+from .runner import FairLock, Runner, ShapeLadder, batch_samples_budget
 from .timeline import MIN_SEGMENT_S, SMOOTHING_S, segments
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,7 @@ WARMUP_CPU_S = (1.0,)  # seconds of audio run at start-up (see Recognizer.warmup
 WARMUP_GPU_S = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 30.0)  # each a CUDA graph of its own
 BUSY_MESSAGE = "busy: not enough GPU memory, try again"
 BATCH_SAMPLES = 32 * 30 * SAMPLE_RATE  # upper bound on padded samples in one batch
+DECODE_THREADS = 4  # files of a group decoded at once by recognize_many (the loader bounds it too)
 
 
 
@@ -53,43 +53,6 @@ class BusyError(EmotionError, RuntimeError):
 
     def __init__(self, message: str = BUSY_MESSAGE):
         super().__init__(message)
-
-
-class FairLock:
-    """A lock granted in the order it was asked for. A caller that asks again at once (a live
-    stream's worker, window after window) cannot overtake one already waiting (an upload), so
-    each waits at most for the passes queued before it. `waited_s`: the calling thread's last wait."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._queue: deque = deque()
-        self._held = False
-        self._local = threading.local()
-
-    def __enter__(self):
-        me, began = object(), time.perf_counter()
-        with self._cond:
-            self._queue.append(me)
-            try:
-                while self._held or self._queue[0] is not me:
-                    self._cond.wait()
-            except BaseException:  # interrupted while waiting: give up the place in the queue
-                self._queue.remove(me)
-                self._cond.notify_all()
-                raise
-            self._queue.popleft()
-            self._held = True
-        self._local.waited = time.perf_counter() - began
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
-
-    @property
-    def waited_s(self) -> float:
-        return getattr(self._local, "waited", 0.0)
 
 
 class Recognizer:
@@ -324,7 +287,8 @@ class Recognizer:
         """Many files: decoded, grouped by length, analysed; a bad file gives its AudioError in
         its place instead of stopping the rest.  With channels="each" a file's entry is a list of
         results, one per channel.  Files are taken `group` at a time (default: one model batch,
-        so on_result reports each file as soon as it is done on a CPU)."""
+        so on_result reports each file as soon as it is done on a CPU), decoded on threads, the
+        next group while this one is analysed."""
         sources = list(sources)
         group = group or self.batch_size
         out: list = [None] * len(sources)
@@ -334,22 +298,35 @@ class Recognizer:
             if on_result:
                 on_result(i, value)
 
-        for g in range(0, len(sources), group):
-            clips, where = [], []
-            for i in range(g, min(g + group, len(sources))):
-                try:
-                    loaded = self._clips(sources[i], None, None, channels)
-                except AudioError as exc:
-                    try:
-                        deliver(i, self._shape(self._stream_instead(sources[i], exc, granularity, channels), channels))
-                    except AudioError as final:
-                        deliver(i, final)
-                    continue
-                clips.extend(loaded)
-                where.extend([i] * len(loaded))
-            results = self.analyse(clips, granularity) if clips else []
-            for i in dict.fromkeys(where):
-                deliver(i, self._shape([r for r, w in zip(results, where) if w == i], channels))
+        def load(i: int):
+            try:
+                return self._clips(sources[i], None, None, channels)
+            except AudioError as exc:
+                return exc
+
+        pool = ThreadPoolExecutor(min(DECODE_THREADS, group), thread_name_prefix="decode")
+        try:
+            ahead = [pool.submit(load, i) for i in range(min(group, len(sources)))]
+            for g in range(0, len(sources), group):
+                decoded = [f.result() for f in ahead]
+                # the next group decodes while this one is analysed (on a GPU: while the GPU runs)
+                ahead = [pool.submit(load, i) for i in range(g + group, min(g + 2 * group, len(sources)))]
+                clips, where = [], []
+                for i, loaded in enumerate(decoded, start=g):
+                    if isinstance(loaded, AudioError):
+                        try:
+                            deliver(i, self._shape(self._stream_instead(sources[i], loaded, granularity, channels),
+                                                   channels))
+                        except AudioError as final:
+                            deliver(i, final)
+                        continue
+                    clips.extend(loaded)
+                    where.extend([i] * len(loaded))
+                results = self.analyse(clips, granularity) if clips else []
+                for i in dict.fromkeys(where):
+                    deliver(i, self._shape([r for r, w in zip(results, where) if w == i], channels))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         return out
 
     def recognize_long(self, path: str | os.PathLike, granularity: str = "utterance",

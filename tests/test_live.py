@@ -17,7 +17,7 @@ from emotion.app.live_page import read_chunk
 from emotion.app.service import WebService
 from emotion.audio import SAMPLE_RATE, AudioError
 from emotion.model import load_model
-from emotion.recognizer import FairLock
+from emotion.runner import FairLock
 from emotion.stream import StreamingRecognizer
 from tests.media import speechlike
 

@@ -15,7 +15,7 @@ Policy:
   it (counted in `dropped`). One worker thread serves all sessions, the oldest waiting window
   first, so live work is one forward pass at a time.
 - Sharing the model with uploads: the Recognizer's lock is granted in the order asked
-  (recognizer.FairLock), so an upload waits for at most the one live pass under way, and the
+  (runner.FairLock), so an upload waits for at most the one live pass under way, and the
   live worker then waits for the upload's passes. Uploads keep their own Gradio queue.
 - A session is freed at once when it stops or its tab closes, and after idle_s of quiet
   otherwise (its WAV deleted, unless stop() handed it over).
