@@ -149,7 +149,9 @@ class GraphCache:
                     expected, _ = self.network(static_batch, static_lengths, always_mask=True)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
+            # thread_local: other threads' device work meanwhile (the head, a second recognizer) is
+            # neither captured nor refused; only this thread's calls are checked
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
                 frames, _ = self.network(static_batch, static_lengths, always_mask=True)
             graph.replay()
             gap = float((frames.float() - expected.float()).abs().max())
