@@ -100,8 +100,9 @@ def test_run_sh_help_is_the_header_only():
     assert "set -euo" not in p.stdout and "cd \"$(dirname" not in p.stdout
 
 
-def test_recognize_reports_each_file_before_decoding_the_next(tiny_recognizer, audio_dir):
-    """So the command line prints each line as its file finishes (CPU: one file at a time)."""
+def test_recognize_reports_each_file_as_it_finishes(tiny_recognizer, audio_dir):
+    """So the command line prints each line as its file finishes (CPU: one file at a time), while
+    the next file decodes ahead: never more than one ahead of the last reported file."""
     from emotion import Recognizer
 
     events = []
@@ -113,4 +114,9 @@ def test_recognize_reports_each_file_before_decoding_the_next(tiny_recognizer, a
     rec = Recognizer(tiny_recognizer.model, loader=loader)
     paths = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3", audio_dir / "mono_8000.wav"]
     rec.recognize_many(paths, on_result=lambda i, res: events.append(("result", paths[i].name)))
-    assert events == [(kind, p.name) for p in paths for kind in ("decode", "result")]
+    assert [name for kind, name in events if kind == "result"] == [p.name for p in paths]
+    assert sorted(name for kind, name in events if kind == "decode") == sorted(p.name for p in paths)
+    for i, p in enumerate(paths):
+        assert events.index(("decode", p.name)) < events.index(("result", p.name))
+        if i + 2 < len(paths):  # file i is reported before file i + 2 starts decoding
+            assert events.index(("result", p.name)) < events.index(("decode", paths[i + 2].name))
