@@ -118,13 +118,14 @@ def test_result_then_failure(browser, app_url, tiny_recognizer, media, size):
     no_wider_than_the_screen(page, viewport)
     button_before = page.locator("#analyse_btn").bounding_box()
     assert "will appear here" in page.locator("#emotion_md").inner_text()  # the result's place, reserved
+    assert not page.locator("#result_json_box").is_visible()  # no empty result.json before a result
     upload(page, media["speech"])
     ref = tiny_recognizer.recognize(str(media["speech"]))
     text = analyse(page)
     assert ref.label.zh in text and f"{ref.confidence * 100:.1f}%" in text and "置信度 / confidence" in text
     assert page.locator('#scores_label [data-testid="label-output-value"]').count() == 0  # one main display
     assert page.locator("#scores_label").inner_text().count("%") == 9
-    for button in ("#dl_json", "#dl_audio"):
+    for button in ("#dl_json", "#dl_audio", "#result_json_box"):
         page.locator(button).wait_for(state="visible")
     no_wider_than_the_screen(page, viewport)
     button_after = page.locator("#analyse_btn").bounding_box()
@@ -136,6 +137,7 @@ def test_result_then_failure(browser, app_url, tiny_recognizer, media, size):
     assert "not a readable audio file" in page.locator("#process_log textarea").input_value()
     page.locator("#scores_label").wait_for(state="hidden")
     page.locator("#dl_json").wait_for(state="hidden")
+    page.locator("#result_json_box").wait_for(state="hidden")  # nothing of the last result left over
     assert page.locator("#result_column .error, .toast-body.error").count() == 0  # no per-output error pills
     no_wider_than_the_screen(page, viewport)
     page.screenshot(path=str(ARTIFACTS / f"{size}_error.png"), full_page=True)

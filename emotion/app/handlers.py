@@ -26,7 +26,7 @@ def empty_values(lang: str, headline: str | None = None, log: str = "") -> tuple
     """The result view with nothing in it: the empty state, or a message in the result's place."""
     hidden = gr.update(value=None, visible=False)
     return (headline if headline is not None else t("empty_result", lang), "", hidden, hidden, hidden, hidden,
-            hidden, hidden, hidden, log, None)
+            hidden, hidden, hidden, gr.update(visible=False), log, None)
 
 
 def result_values(data: dict, folder: Path | None, request_ms: float | None, lang: str) -> tuple:
@@ -42,7 +42,7 @@ def result_values(data: dict, folder: Path | None, request_ms: float | None, lan
         gr.update(value=segments, visible=segments is not None),
         gr.update(value=files[AUDIO_FILE], visible=files[AUDIO_FILE] is not None),
         *(gr.update(value=files[n], visible=files[n] is not None) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
-        render.process_log(data, folder, request_ms, lang), data,
+        gr.update(visible=True), render.process_log(data, folder, request_ms, lang), data,
     )
 
 

@@ -25,6 +25,7 @@ class ResultView:
     dl_json: gr.DownloadButton
     dl_embedding: gr.DownloadButton
     dl_audio: gr.DownloadButton
+    json_box: gr.Accordion  # shown with a result only
     log: gr.Textbox
     json: gr.JSON
 
@@ -49,6 +50,6 @@ def result_view(prefix: str = "") -> ResultView:
         downloads = [gr.DownloadButton(L(key), visible=False, size="sm", elem_id=f"{prefix}dl_{key[9:]}")
                      for key in ("download_json", "download_embedding", "download_audio")]
     log = gr.Textbox(label=L("log"), lines=4, interactive=False, elem_id=f"{prefix}process_log")
-    with gr.Accordion("result.json", open=False):
+    with gr.Accordion("result.json", open=False, visible=False, elem_id=f"{prefix}result_json_box") as box:
         data = gr.JSON(elem_id=f"{prefix}result_json")
-    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, log, data)
+    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, box, log, data)
