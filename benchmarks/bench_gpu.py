@@ -133,6 +133,15 @@ def peak_gib(clock: Clock, fn) -> tuple[float, float]:
     return seconds, (torch.cuda.max_memory_allocated() / 2**30 if clock.cuda else float("nan"))
 
 
+def plain_variants(rec):
+    """The same loaded model with CUDA graphs off, and with graphs and the shape ladder off (the
+    path before issue 10), for side-by-side rows."""
+    from emotion import Recognizer
+
+    return (Recognizer(rec.model, ladder=rec.runner.ladder, graphs=False),
+            Recognizer(rec.model, ladder=None, graphs=False))
+
+
 def rows_model(rec, clock: Clock, args, out: dict) -> None:
     from emotion.audio import normalize
 
@@ -142,6 +151,13 @@ def rows_model(rec, clock: Clock, args, out: dict) -> None:
     busy, kernels, _, _ = profile(lambda: rec._run([wave5]), clock.cuda)
     print(f"model time, 5 s clip, batch 1: {out['model5']:.2f} ms wall (median of {args.repeats}); "
           f"device busy {busy:.2f} ms, {kernels} kernels", flush=True)
+    eager, plain = plain_variants(rec)
+    eager._run([wave5])
+    plain._run([wave5])
+    print(f"  the same, side by side: as loaded {clock.median_ms(lambda: rec._run([wave5]), args.repeats):.2f} ms, "
+          f"eager with the shape ladder {clock.median_ms(lambda: eager._run([wave5]), args.repeats):.2f} ms, "
+          f"eager without it {clock.median_ms(lambda: plain._run([wave5]), args.repeats):.2f} ms "
+          f"(graphs captured: {len(rec.runner.graphs) if rec.runner.graphs is not None else 'off'})", flush=True)
     waves = [normalize(0.1 * torch.randn(int(args.pass_seconds * SR), generator=gen)) for _ in range(args.pass_rows)]
     rec._run(waves)
     ms = clock.median_ms(lambda: rec._run(waves), max(3, args.repeats // 5))
@@ -169,6 +185,13 @@ def rows_throughput(rec, ref, clock: Clock, args, out: dict) -> None:
     print(f"batched throughput over {len(clips)} clips of 1-{args.longest:g} s ({audio_s:.0f} s of audio): first run "
           f"{audio_s / first:.0f} audio-s/s, second {out['batch']:.0f}; funasr clip by clip over {len(some)}: "
           f"{out['batch_ref']:.0f}", flush=True)
+    _, plain = plain_variants(rec)
+    plain.batch_samples = rec.batch_samples
+    first_plain = clock.now()
+    plain.analyse(clips)
+    first_plain = clock.now() - first_plain
+    print(f"  without the shape ladder and graphs, same clips, run after: {audio_s / first_plain:.0f} audio-s/s "
+          f"(first run)", flush=True)
 
     samples = make_clips(1, 5, 5, seed=1)[0].samples
     ref.generate(samples, disable_pbar=True)
