@@ -133,7 +133,7 @@ class Recognizer:
         for s in seconds:
             wave = normalize(0.1 * torch.randn(int(s * SAMPLE_RATE), generator=gen))
             self._run([wave])
-        if self.model.device.type == "cuda":
+        if self.model.device.type == "cuda" and seconds:  # memory measured on the last warm-up length (30 s)
             with self._lock, torch.inference_mode():
                 self.batch_samples = min(BATCH_SAMPLES, batch_samples_budget(self.runner, wave, self.max_batch_memory))
         log.info("warm-up took %.2f s", time.perf_counter() - start)
