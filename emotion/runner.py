@@ -13,6 +13,7 @@ each wave's frame embeddings back, the same whichever of these is on:
   graph and replayed, one launch instead of ~1,100 for a 5 s request. A capture that fails, or a
   replay that differs from the eager pass, turns graphs off with a warning and the pass runs
   eagerly: results never depend on them.
+FairLock, at the end, orders the passes of the threads that share one model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 LADDER_ROWS = (1, 2, 4, 8, 16, 32)  # batch sizes a bucketed pass runs at
 FILLER_SHARE = 0.25  # pad a batch with empty rows up to the next size when they are at most this share
 GRAPH_SAMPLES = 30 * SAMPLE_RATE  # buckets captured as graphs: rows x samples at most this (memory)
-DEFAULT_BATCH_GIB = 3.0  # device memory a batch's activations may take (a 5-minute clip stays under 4 GiB)
+DEFAULT_BATCH_GIB = 3.0  # device memory a batch's activations may take (aim: a 5-minute clip under 4 GiB)
 REPLAY_TOLERANCE = 1e-3  # a replay may differ from its eager pass by this share of the largest value
 
 
@@ -50,7 +51,7 @@ class ShapeLadder:
 
     def split(self, n: int) -> list[int]:
         """Sizes to cut n waves into: one padded pass when the empty rows are few, else the largest
-        ladder size that fits, then the rest (31 -> [32]; 5 -> [4, 1]; 40 -> [32, 8])."""
+        ladder size that fits, then the rest (31 -> [31], run as 32 rows; 5 -> [4, 1]; 40 -> [32, 8])."""
         sizes = []
         while n > 0:
             up = next((r for r in self.rows if r >= n), None)
