@@ -237,6 +237,19 @@ def alibi_slopes(heads: int) -> list[float]:
     return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]
 
 
+def _in_dtype(masks: list[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
+    """Float masks in the attention's dtype, each distinct mask converted once: the blocks share
+    one (B, H, T, T) mask, which each block converted again before (24 copies of it per pass in
+    fp16; the values are the same)."""
+    done: dict[int, torch.Tensor] = {}
+    out = []
+    for mask in masks:
+        if mask is not None and mask.dtype != torch.bool and mask.dtype != dtype:
+            mask = done.setdefault(id(mask), mask.to(dtype))
+        out.append(mask)
+    return out
+
+
 class Emotion2VecNetwork(nn.Module):
     """Waveform in, frame embeddings out; `proj` is the emotion head."""
 
@@ -307,7 +320,7 @@ class Emotion2VecNetwork(nn.Module):
             if not always_mask and bool(valid.all()):
                 valid = None
         x = x + enc.relative_positional_encoder(x, valid)
-        masks = self._block_masks(t, valid, x.device)
+        masks = _in_dtype(self._block_masks(t, valid, x.device), x.dtype)
         if enc.extra_tokens is not None:
             x = torch.cat([enc.extra_tokens.to(x.dtype).expand(b, -1, -1), x], dim=1)
         ctx = enc.context_encoder

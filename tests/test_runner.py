@@ -164,3 +164,29 @@ def test_half_precision_layer_norm_without_the_fp32_round_trip():
         ulp = torch.finfo(dtype).eps * reference.float().abs().clamp_min(1)
         assert bool(((direct.float() - reference.float()).abs() <= ulp).all())
     assert torch.equal(channel_layer_norm(x, ln, cast=True), channel_layer_norm(x, ln, cast=False))  # fp32: one path
+
+
+def test_attention_masks_are_converted_once_per_pass(mid_model):
+    """In bf16 (and fp16 on a GPU) the blocks' shared (B, H, T, T) ALiBi + padding mask reaches
+    every block already in the compute dtype, as one tensor, instead of being converted by each
+    of them (the values are those each block made before: test_loader's bf16 bound still holds)."""
+    from emotion.network import Attention
+
+    rec = Recognizer.load(mid_model, device="cpu", dtype="bf16", warmup=False)
+    seen = []
+    real = Attention.forward
+
+    def forward(self, x, attn_mask):
+        seen.append((attn_mask.dtype, x.dtype, id(attn_mask)))
+        return real(self, x, attn_mask)
+
+    Attention.forward = forward
+    try:
+        gen = torch.Generator().manual_seed(2)
+        waves = [normalize(0.1 * torch.randn(n, generator=gen)) for n in (SAMPLE_RATE, SAMPLE_RATE + 4000)]
+        rec._run(waves)  # a padded batch: ALiBi bias plus padding mask
+    finally:
+        Attention.forward = real
+    assert len(seen) == rec.model.config.prenet_depth + rec.model.config.depth
+    assert all(mask == x == torch.bfloat16 for mask, x, _ in seen)
+    assert len({ident for _, _, ident in seen}) == 1  # one mask, shared by every block
