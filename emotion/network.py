@@ -237,19 +237,6 @@ def alibi_slopes(heads: int) -> list[float]:
     return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]
 
 
-def _in_dtype(masks: list[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
-    """Float masks in the attention's dtype, each distinct mask converted once: the blocks share
-    one (B, H, T, T) mask, which each block converted again before (24 copies of it per pass in
-    fp16; the values are the same)."""
-    done: dict[int, torch.Tensor] = {}
-    out = []
-    for mask in masks:
-        if mask is not None and mask.dtype != torch.bool and mask.dtype != dtype:
-            mask = done.setdefault(id(mask), mask.to(dtype))
-        out.append(mask)
-    return out
-
-
 class Emotion2VecNetwork(nn.Module):
     """Waveform in, frame embeddings out; `proj` is the emotion head."""
 
@@ -275,9 +262,11 @@ class Emotion2VecNetwork(nn.Module):
         return (slopes[:, None, None] * distance.unsqueeze(0)).unsqueeze(0)
 
     def _block_masks(
-        self, frames: int, key_valid: torch.Tensor | None, device: torch.device
+        self, frames: int, key_valid: torch.Tensor | None, device: torch.device, dtype: torch.dtype
     ) -> list[torch.Tensor | None]:
-        """One attention mask per block (prenet blocks first), over T + extra tokens."""
+        """One attention mask per block (prenet blocks first), over T + extra tokens. Float masks
+        are built in fp32 and converted to the compute dtype here, once: the blocks share one
+        (B, H, T, T) mask, which each block would otherwise convert again (24 copies a pass)."""
         cfg, enc = self.cfg, self.modality_encoders["AUDIO"]
         n_blocks = cfg.prenet_depth + cfg.depth
         extra = cfg.num_extra_tokens
@@ -296,7 +285,7 @@ class Emotion2VecNetwork(nn.Module):
             if scaled.shape[1] < cfg.num_heads:  # heads beyond the ALiBi heads get no bias
                 scaled = F.pad(scaled, (0, 0, 0, 0, 0, cfg.num_heads - scaled.shape[1]))
             scaled = F.pad(scaled, (extra, 0, extra, 0))  # extra tokens: no positional bias
-            return scaled if pad_mask is None else scaled + pad_mask
+            return (scaled if pad_mask is None else scaled + pad_mask).to(dtype)
 
         if scale.shape[0] == 1:
             return [finish(bias * scale[0])] * n_blocks
@@ -320,7 +309,7 @@ class Emotion2VecNetwork(nn.Module):
             if not always_mask and bool(valid.all()):
                 valid = None
         x = x + enc.relative_positional_encoder(x, valid)
-        masks = _in_dtype(self._block_masks(t, valid, x.device), x.dtype)
+        masks = self._block_masks(t, valid, x.device, x.dtype)
         if enc.extra_tokens is not None:
             x = torch.cat([enc.extra_tokens.to(x.dtype).expand(b, -1, -1), x], dim=1)
         ctx = enc.context_encoder
