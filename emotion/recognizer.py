@@ -220,20 +220,21 @@ class Recognizer:
         for (ci, offset, _), f in zip(pieces, frames):
             mine[ci].append((offset, f))
         merged = [torch.cat([f for _, f in windows]) for windows in mine]
-        probs = self._head(torch.stack([m.mean(dim=0) for m in merged]))  # the head once for all clips
+        means = [m.mean(dim=0) for m in merged]  # the utterance embeddings
+        probs = self._head(torch.stack(means))  # the head once for all clips
         frame_probs = self._head(torch.cat(merged)).split([len(m) for m in merged]) if granularity == "frame" else None
         shared = (time.perf_counter() - start) * 1000 / len(clips)
         results = []
         for ci, clip in enumerate(clips):
             start = time.perf_counter()
-            results.append(self._result(clip, mine[ci], merged[ci], granularity, probs[ci],
+            results.append(self._result(clip, mine[ci], merged[ci], means[ci], granularity, probs[ci],
                                         None if frame_probs is None else frame_probs[ci]))
             results[-1].timing["inference_ms"] = round(cost[ci] + shared + (time.perf_counter() - start) * 1000, 2)
         return results
 
     def _result(self, clip: Audio, windows: list[tuple[int, torch.Tensor]], all_frames: torch.Tensor,
-                granularity: str, probs: torch.Tensor, frame_probs: torch.Tensor | None) -> EmotionResult:
-        embedding = all_frames.mean(dim=0)
+                embedding: torch.Tensor, granularity: str, probs: torch.Tensor,
+                frame_probs: torch.Tensor | None) -> EmotionResult:
         stored = embedding if granularity == "utterance" else all_frames
         result = self._summary(clip, clip.duration_s, embedding, stored, granularity, silent=is_silent(clip.samples),
                                probs=probs)

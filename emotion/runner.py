@@ -209,14 +209,16 @@ class Runner:
         counts = [self.network.cfg.num_frames(n) for n in lengths]
         # empty filler rows count as whole, so no row is all padding
         valid = torch.tensor(lengths + [width] * (rows - len(waves)), dtype=torch.long) if padded else None
+        if valid is not None and cuda:
+            valid = valid.pin_memory()
         with exact_fp32(self.exact):
             frames = None
             if self.graphs is not None and valid is not None:
-                frames = self.graphs.run(host, valid.pin_memory())
+                frames = self.graphs.run(host, valid)
             if frames is None:
                 batch = host.to(self.device, non_blocking=True)
                 if valid is not None:
-                    valid = (valid.pin_memory() if cuda else valid).to(self.device, non_blocking=True)
+                    valid = valid.to(self.device, non_blocking=True)
                 frames, _ = self.network(batch, valid)
             out = frames[: len(waves), : max(counts)].float().cpu()
         return [out[i, :c] for i, c in enumerate(counts)]
