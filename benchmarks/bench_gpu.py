@@ -142,14 +142,14 @@ def plain_variants(rec):
             Recognizer(rec.model, ladder=None, graphs=False))
 
 
-def rows_model(rec, clock: Clock, args, out: dict) -> None:
+def rows_model(rec, clock: Clock, args) -> None:
     from emotion.audio import normalize
 
     gen = torch.Generator().manual_seed(0)
     wave5 = normalize(0.1 * torch.randn(5 * SR, generator=gen))
-    out["model5"] = clock.median_ms(lambda: rec._run([wave5]), args.repeats)
+    model5 = clock.median_ms(lambda: rec._run([wave5]), args.repeats)
     busy, kernels, _, _ = profile(lambda: rec._run([wave5]), clock.cuda)
-    print(f"model time, 5 s clip, batch 1: {out['model5']:.2f} ms wall (median of {args.repeats}); "
+    print(f"model time, 5 s clip, batch 1: {model5:.2f} ms wall (median of {args.repeats}); "
           f"device busy {busy:.2f} ms, {kernels} kernels", flush=True)
     eager, plain = plain_variants(rec)
     eager._run([wave5])
@@ -162,12 +162,12 @@ def rows_model(rec, clock: Clock, args, out: dict) -> None:
     rec._run(waves)
     ms = clock.median_ms(lambda: rec._run(waves), max(3, args.repeats // 5))
     busy, _, copy, table = profile(lambda: rec._run(waves), clock.cuda, top=12)
-    out["pass"] = args.pass_rows * args.pass_seconds / (ms / 1000)
-    print(f"one model pass, {args.pass_rows} clips x {args.pass_seconds:g} s: {ms:.1f} ms = {out['pass']:.0f} "
+    rate = args.pass_rows * args.pass_seconds / (ms / 1000)
+    print(f"one model pass, {args.pass_rows} clips x {args.pass_seconds:g} s: {ms:.1f} ms = {rate:.0f} "
           f"audio-s/s; aten::copy_ {100 * copy:.0f} % of device time\n{table}", flush=True)
 
 
-def rows_throughput(rec, ref, clock: Clock, args, out: dict) -> None:
+def rows_throughput(rec, ref, clock: Clock, args) -> None:
     clips = make_clips(args.clips, 1, args.longest)
     audio_s = sum(c.duration_s for c in clips)
     first = clock.now()
@@ -176,15 +176,15 @@ def rows_throughput(rec, ref, clock: Clock, args, out: dict) -> None:
     again = clock.now()
     rec.analyse(clips)
     again = clock.now() - again
-    out["batch"] = audio_s / again
+    batch = audio_s / again
     some = clips[: args.funasr_clips]
     t = clock.now()
     for c in some:
         ref.generate(c.samples, disable_pbar=True)
-    out["batch_ref"] = sum(c.duration_s for c in some) / (clock.now() - t)
+    batch_ref = sum(c.duration_s for c in some) / (clock.now() - t)
     print(f"batched throughput over {len(clips)} clips of 1-{args.longest:g} s ({audio_s:.0f} s of audio): first run "
-          f"{audio_s / first:.0f} audio-s/s, second {out['batch']:.0f}; funasr clip by clip over {len(some)}: "
-          f"{out['batch_ref']:.0f}", flush=True)
+          f"{audio_s / first:.0f} audio-s/s, second {batch:.0f}; funasr clip by clip over {len(some)}: "
+          f"{batch_ref:.0f}", flush=True)
     _, plain = plain_variants(rec)
     plain.batch_samples = rec.batch_samples
     first_plain = clock.now()
@@ -195,12 +195,12 @@ def rows_throughput(rec, ref, clock: Clock, args, out: dict) -> None:
 
     samples = make_clips(1, 5, 5, seed=1)[0].samples
     ref.generate(samples, disable_pbar=True)
-    out["e2e"] = clock.median_ms(lambda: rec.recognize(samples, sample_rate=SR), args.repeats)
-    out["e2e_ref"] = clock.median_ms(lambda: ref.generate(samples, disable_pbar=True), min(args.repeats, 20))
-    print(f"5 s clip end to end: ours {out['e2e']:.1f} ms, funasr {out['e2e_ref']:.1f} ms", flush=True)
+    e2e = clock.median_ms(lambda: rec.recognize(samples, sample_rate=SR), args.repeats)
+    e2e_ref = clock.median_ms(lambda: ref.generate(samples, disable_pbar=True), min(args.repeats, 20))
+    print(f"5 s clip end to end: ours {e2e:.1f} ms, funasr {e2e_ref:.1f} ms", flush=True)
 
 
-def rows_fidelity(model: Path, rec, ref, clock: Clock, args, out: dict) -> None:
+def rows_fidelity(model: Path, rec, ref, clock: Clock, args) -> None:
     from emotion import Recognizer
     from emotion.runner import exact_fp32
 
@@ -210,10 +210,10 @@ def rows_fidelity(model: Path, rec, ref, clock: Clock, args, out: dict) -> None:
     ours = fp32.analyse(clips)
     with exact_fp32(clock.cuda):
         theirs = [ref.generate(c.samples, disable_pbar=True)[0] for c in clips]
-    out["fp32"] = max(score_gap(o, t, keys) for o, t in zip(ours, theirs))
+    fp32 = max(score_gap(o, t, keys) for o, t in zip(ours, theirs))
     tf32 = [ref.generate(c.samples, disable_pbar=True)[0] for c in clips]
     loose = max(score_gap(o, t, keys) for o, t in zip(ours, tf32))
-    print(f"fp32 against funasr on {args.device}, TF32 off for both: max score difference {out['fp32']:.2e} over "
+    print(f"fp32 against funasr on {args.device}, TF32 off for both: max score difference {fp32:.2e} over "
           f"{len(clips)} clips (against funasr with TF32 on: {loose:.2e})", flush=True)
 
     agree, worst = 0, 0.0
@@ -226,10 +226,10 @@ def rows_fidelity(model: Path, rec, ref, clock: Clock, args, out: dict) -> None:
 
     long = make_clips(1, args.long_minutes * 60, args.long_minutes * 60, seed=3)[0]
     rec.analyse([long], "frame")
-    out["long_s"], out["long_gib"] = peak_gib(clock, lambda: rec.analyse([long], "frame"))
+    long_s, long_gib = peak_gib(clock, lambda: rec.analyse([long], "frame"))
     ref_s, ref_gib = peak_gib(clock, lambda: ref.generate(long.samples, granularity="frame", disable_pbar=True))
-    print(f"{args.long_minutes:g}-minute clip, frame granularity: ours {out['long_s']:.2f} s, peak "
-          f"{out['long_gib']:.2f} GiB; funasr {ref_s:.2f} s, peak {ref_gib:.2f} GiB", flush=True)
+    print(f"{args.long_minutes:g}-minute clip, frame granularity: ours {long_s:.2f} s, peak "
+          f"{long_gib:.2f} GiB; funasr {ref_s:.2f} s, peak {ref_gib:.2f} GiB", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,12 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start: ready {statistics.median(ready):.2f} s, first answer {statistics.median(first):.2f} s "
           f"(medians of {ready} / {first})", flush=True)
 
-    out: dict = {}
     rec = Recognizer.load(model, device=args.device, dtype=args.dtype)
     ref = reference(model, args.device)
     failed = 0
-    for rows in (lambda: rows_model(rec, clock, args, out), lambda: rows_throughput(rec, ref, clock, args, out),
-                 lambda: rows_fidelity(model, rec, ref, clock, args, out)):
+    for rows in (lambda: rows_model(rec, clock, args), lambda: rows_throughput(rec, ref, clock, args),
+                 lambda: rows_fidelity(model, rec, ref, clock, args)):
         try:  # a device's minutes are few: one failing row must not cost the others
             rows()
         except Exception:
