@@ -66,10 +66,12 @@ class Window:
 
 class AudioStream:
     """A file opened for streaming: its format is checked now (max_duration_s, None for no cap,
-    refuses by the header as load_audio does); windows() decodes."""
+    refuses by the header as load_audio does); windows() decodes. `sha256`: the file's, when the
+    caller has it (else the file is read once more to hash it)."""
 
     def __init__(self, path: str | os.PathLike, window_s: float = WINDOW_S, channels: str = "mix",
-                 max_duration_s: float | None = None, max_decode_s: float = MAX_DECODE_S):
+                 max_duration_s: float | None = None, max_decode_s: float = MAX_DECODE_S,
+                 sha256: str | None = None):
         self.path = Path(path)
         self.name = self.path.name
         check_file(self.path)
@@ -77,7 +79,7 @@ class AudioStream:
         self.window = int(window_s * SAMPLE_RATE)
         self._reader = Reader(str(self.path), self.name, max_duration_s, max_decode_s, channels)
         self.source_rate, self.channels, self.names = self._reader.rate, self._reader.channels, self._reader.names
-        self.sha256 = file_sha256(self.path)
+        self.sha256 = sha256 or file_sha256(self.path)  # given by a caller that hashed it already
         self.warnings: list[str] = []
         self.samples = 0  # 16 kHz samples given out so far
         self.decode_ms = self.resample_ms = 0.0

@@ -63,7 +63,7 @@ class Recognizer:
     loader(path) for the default mix and loader(path, channels=...) otherwise, and may return an
     Audio or a list of them (one per channel).  `streamer`, if given (functools.partial of
     emotion.audiostream.AudioStream), analyses the files the loader refuses as too long as a stream:
-    streamer(path, channels=...).  `ladder` and `graphs` shape the model passes (emotion.runner):
+    streamer(path, channels=..., sha256=...).  `ladder` and `graphs` shape the model passes (emotion.runner):
     "auto" pads batches to recurring shapes on CUDA only; graphs (None: on CUDA) replays captured
     CUDA graphs for small buckets; max_batch_memory (bytes) caps a CUDA batch's activations."""
 
@@ -331,14 +331,15 @@ class Recognizer:
         return out
 
     def recognize_long(self, path: str | os.PathLike, granularity: str = "utterance",
-                       channels: str = "mix") -> list[EmotionResult]:
+                       channels: str = "mix", sha256: str | None = None) -> list[EmotionResult]:
         """A file of any length analysed as a stream (self.streamer, else emotion.audiostream.AudioStream
         without a cap), in memory independent of its length: one result per chosen channel, each
-        window normalised and analysed on its own as it comes (see emotion.longaudio)."""
+        window normalised and analysed on its own as it comes (see emotion.longaudio). `sha256`:
+        the file's, if the caller hashed it already (the batch job does, on its decoding threads)."""
         from .longaudio import analyse_stream
         from .audiostream import AudioStream
 
-        stream = (self.streamer or AudioStream)(path, channels=channels)
+        stream = (self.streamer or AudioStream)(path, channels=channels, sha256=sha256)
         try:
             return analyse_stream(self, stream, granularity)
         finally:

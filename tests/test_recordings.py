@@ -261,12 +261,26 @@ def test_long_files_are_streamed_window_by_window(tiny_model, call, tmp_path):
         held.recognize(call)
 
 
-def test_the_batch_job_streams_what_it_cannot_hold(tiny_model, call, audio_dir, tmp_path):
+def test_the_batch_job_streams_what_it_cannot_hold(tiny_model, call, audio_dir, tmp_path, monkeypatch):
+    import emotion.audiostream
+    import emotion.batch.job
+    from emotion.files import file_sha256
+
+    hashed = []
+
+    def counting_sha256(path):
+        hashed.append(Path(path).name)
+        return file_sha256(path)
+
+    for module in (emotion.audiostream, emotion.batch.job):
+        monkeypatch.setattr(module, "file_sha256", counting_sha256)
     loader, streamer = long_audio_loaders(None, stream_above_s=3.0, window_s=1.5)
     rec = Recognizer.load(tiny_model, device="cpu", warmup=False, loader=loader, streamer=streamer)
     items = [BatchItem(str(call), "call"), BatchItem(str(audio_dir / "mono_16000.wav"), "short")]
     sink = open_sink(tmp_path / "out.jsonl", row_schema(label_keys(rec.model.labels), channels=True))
     summary = run_job(items, sink, local_scorer(rec, channels="right"), progress=False)
+    assert hashed.count(call.name) == 1  # the long file is read once to hash it, not again to stream it
+    assert summary.rows[0]["sha256"] == file_sha256(call)
     assert not summary.failed and [r["channel"] for r in summary.rows] == ["right", "mono"]
     assert summary.rows[0]["duration_s"] == 4.0
     assert summary.rows[0]["confidence"] == pytest.approx(rec.recognize(call, channels="right").confidence)

@@ -191,7 +191,7 @@ def _analyse_each(recognizer, ok: list[Decoded], clips: list[list[list[Audio]]])
 def _analyse_long(recognizer, d: Decoded, channels: str, segment: bool) -> tuple[list | None, str | None]:
     """A file too long to hold, streamed: one result per channel (no speech segments)."""
     try:
-        results = recognizer.recognize_long(d.item.path, channels=channels)
+        results = recognizer.recognize_long(d.item.path, channels=channels, sha256=d.sha256)
     except AudioError as exc:
         return None, exc.reason
     except Exception as exc:
