@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S,
-                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, TOO_SHORT, Audio, AudioError, check_format)
+                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, Audio, AudioError, check_format, check_length)
 from .errors import EmotionError
 from .labels import Label
 from .resample import StreamResampler
@@ -305,8 +305,6 @@ class StreamingRecognizer:
         self.flush()
         s = self.stream
         samples = s.tape.get(0, s.tape.end)
-        if len(samples) < MIN_WINDOW:
-            raise AudioError(s.name, f"too short: {len(samples) / SAMPLE_RATE:.3f} s (at least "
-                             f"{MIN_DURATION_S} s is needed)", TOO_SHORT)
+        check_length(s.name, len(samples), SAMPLE_RATE)  # the refusal recognize gives
         audio = Audio(samples, s.name, s.rate, s.channels or 1)
         return self.recognizer.analyse([audio], granularity)[0]
