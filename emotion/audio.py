@@ -7,7 +7,6 @@ the file's name and the reason.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,16 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decode import (CHANNEL_CHOICES, HEADER_TOLERANCE, MAX_CHANNELS, MAX_DECODE_S,  # noqa: F401 (re-exported)
-                     MAX_DURATION_S, MAX_SOURCE_RATE, MIN_SOURCE_RATE, TRUNCATION_TOLERANCE, channel_names,
-                     check_format, decode, select_channels, wav_declared_seconds)
+from .decode import (MAX_CHANNELS, MAX_DECODE_S, MAX_DURATION_S, MAX_SOURCE_RATE,  # noqa: F401 (re-exported)
+                     MIN_SOURCE_RATE, channel_names, check_format, decode, select_channels)
 from .errors import (BAD_CHANNELS, BAD_SAMPLE_RATE, DECODE_TIMEOUT, DECODER_CRASHED, EMPTY,  # noqa: F401
                      FORMAT_CHANGE, INVALID, NO_AUDIO_STREAM, NO_FILE, NO_SAMPLES, NOT_AUDIO, NOT_FINITE,
                      REASONS, TOO_LONG, TOO_SHORT, UNDECODABLE, AudioError)
 from .files import file_sha256
 from .resample import resample
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz, the model's rate
 MIN_DURATION_S = 0.1  # shorter clips are refused (the conv front end needs 400 samples)
@@ -142,7 +138,7 @@ def check_file(path: Path) -> None:
 def load_channels(path: str | os.PathLike, max_duration_s: float | None = MAX_DURATION_S,
                   max_decode_s: float = MAX_DECODE_S, channels: str = "mix") -> list[Audio]:
     """Decode any common audio file to checked 16 kHz clips, one per chosen channel (see
-    CHANNEL_CHOICES: one clip for "mix", "left" and "right", one per channel for "each"), or
+    emotion.decode.CHANNEL_CHOICES: one clip for "mix", "left" and "right", one per channel for "each"), or
     raise AudioError."""
     path = Path(path)
     start = time.perf_counter()
