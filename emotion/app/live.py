@@ -40,12 +40,10 @@ import soundfile as sf
 
 from ..audio import INVALID, SAMPLE_RATE, AudioError
 from ..errors import EmotionError
-from ..stream import ChunkStream, StreamUpdate, score_window
+from ..stream import HOP_S, WINDOW_S, ChunkStream, StreamUpdate, score_window
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 3.0  # seconds each live update judges
-HOP_S = 0.5  # seconds between live updates
 STREAM_EVERY_S = 0.1  # how often the browser sends a chunk (Gradio 6's recorder: always 0.1 s)
 TIMELINE_S = 30.0  # seconds of updates a session keeps (the page's rolling timeline)
 MAX_SESSIONS = 8  # live recordings at once; more are refused
