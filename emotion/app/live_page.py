@@ -34,13 +34,13 @@ COLORS = {"silence": "#e4e4e7", "angry": "#e5484d", "disgusted": "#7c8a2b", "fea
           "unknown": "#6f6e77"}
 SILENCE_COLOR = COLORS["silence"]
 FLOOR_DB = -60.0  # the level meter's empty end
-CSS = """<style>
+LIVE_CSS = """
 .live-meter{height:14px;background:#eee;border-radius:7px;overflow:hidden}
 .live-meter>div{height:100%;transition:width .1s}
 .live-strip{display:flex;gap:1px;height:34px;align-items:stretch}
 .live-strip>span{border-radius:3px;font-size:14px;line-height:34px;text-align:center;overflow:hidden;white-space:nowrap;color:#fff}
 .live-axis{display:flex;justify-content:space-between;font-size:12px;opacity:.7}
-</style>"""
+"""  # part of the page's stylesheet (emotion.app.page.CSS), sent once, not with every update
 LISTENING = '<div data-seq="0"><h2>🎙️ Listening · 聆听中</h2></div>'
 
 
@@ -121,12 +121,12 @@ def now_html(view: LiveView | None) -> str:
 def meter_html(view: LiveView | None) -> str:
     """A level meter: the newest chunk's loudness, and whether the VAD hears speech."""
     if view is None:
-        return CSS + '<div class="live-meter"><div style="width:0"></div></div><small>no sound yet</small>'
+        return '<div class="live-meter"><div style="width:0"></div></div><small>no sound yet</small>'
     level = max(FLOOR_DB, view.level_db)
     width = 100 * (level - FLOOR_DB) / -FLOOR_DB
     color = "#30a46c" if view.speech_now else "#a1a1aa"
     state = "speech" if view.speech_now else "silence"
-    return (CSS + f'<div class="live-meter" data-db="{view.level_db:.1f}"><div style="width:{width:.0f}%;'
+    return (f'<div class="live-meter" data-db="{view.level_db:.1f}"><div style="width:{width:.0f}%;'
             f'background:{color}"></div></div><small>{view.level_db:.0f} dBFS · {state} · '
             f"{view.duration_s:.1f} s recorded</small>")
 
@@ -149,7 +149,7 @@ def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = T
         ink = "#52525b" if key == "silence" else "#fff"
         cells.append(f'<span data-emotion="{key}" title="{key}, {hops * hop_s:g} s" style="flex:{hops};'
                      f'background:{COLORS.get(key, SILENCE_COLOR)};color:{ink}">{text}</span>')
-    return (CSS + f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
+    return (f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
             f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>now</span></div>')
 
 

@@ -32,7 +32,7 @@ CSS = """
                   display: inline-block; }
 .gradio-container, .gradio-container * { min-width: 0; overflow-wrap: anywhere; }
 .prose code { white-space: pre-wrap; word-break: break-all; }
-"""
+""" + live_page.LIVE_CSS
 
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
