@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -152,6 +153,13 @@ def load_channels(path: str | os.PathLike, max_duration_s: float | None = MAX_DU
         clip.sha256 = sha256
         clip.decode_ms = (time.perf_counter() - start) * 1000
     return clips
+
+
+def load_clips(load: Callable[..., "Audio | list[Audio]"], path, channels: str = "mix") -> list[Audio]:
+    """A loader's clips for a path, by the loader contract: load(path) for the default mix,
+    load(path, channels=...) otherwise; one Audio or a list of them (one per channel)."""
+    loaded = load(path) if channels == "mix" else load(path, channels=channels)
+    return [loaded] if isinstance(loaded, Audio) else list(loaded)
 
 
 def load_audio(path: str | os.PathLike, max_duration_s: float | None = MAX_DURATION_S,

@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, SILENT_WARNING, Audio, AudioError, is_silent, load_channels, normalize, prepare_channels
+from .audio import (SAMPLE_RATE, SILENT_WARNING, Audio, AudioError, is_silent, load_channels, load_clips, normalize,
+                    prepare_channels)
 from .errors import TOO_LONG, EmotionError
 from .labels import label_keys
 from .model import LoadedModel, load_model
@@ -360,8 +361,7 @@ class Recognizer:
         if isinstance(source, Audio):
             return [source]
         if isinstance(source, (str, os.PathLike)):
-            loaded = self.loader(source) if channels == "mix" else self.loader(source, channels=channels)
-            return [loaded] if isinstance(loaded, Audio) else list(loaded)
+            return load_clips(self.loader, source, channels)
         if sample_rate is None:
             raise ValueError("samples need a sample_rate")
         return prepare_channels(source, int(sample_rate), name or "samples", channels)

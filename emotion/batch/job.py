@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, Audio, AudioError, load_channels
+from ..audio import SAMPLE_RATE, Audio, AudioError, load_channels, load_clips
 from ..errors import TOO_LONG
 from ..files import file_sha256
 from ..resample import warm_kernels
@@ -104,8 +104,7 @@ def decode_item(item: BatchItem, detector=None, use_hash: bool = False,
     size, mtime = file_stat(item.path)
     out = Decoded(item, size, mtime)
     try:
-        loaded = load(item.path) if channels == "mix" else load(item.path, channels=channels)
-        out.clips = [loaded] if isinstance(loaded, Audio) else list(loaded)
+        out.clips = load_clips(load, item.path, channels)
         out.sha256 = out.clips[0].sha256
         if detector is not None:
             out.spans = [detector.speech_spans(clip.samples) for clip in out.clips]
