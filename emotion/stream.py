@@ -103,9 +103,13 @@ class _Tape:
     def nbytes(self) -> int:
         return self._data.nbytes
 
-    def append(self, x: np.ndarray) -> None:
+    def append(self, x: np.ndarray, hold_from: int | None = None) -> None:
+        """Add x at the end; with `keep`, drop what is older than the newest `keep` samples, but
+        nothing from hold_from on (what windows not yet read still need)."""
         if self.keep is not None:
             start = max(self.start, self.end + len(x) - self.keep)  # the new oldest position kept
+            if hold_from is not None:
+                start = min(start, max(self.start, hold_from))
             old = max(0, self.end - start)  # held samples that stay
             x = x[max(0, start - self.end):]
             self._data[:old] = self._data[self._len - old:self._len]
@@ -142,10 +146,11 @@ def to_float(chunk, name: str = "stream") -> np.ndarray:
 class ChunkStream:
     """Chunks at one source rate in, 16 kHz mono out, and the ends of the windows that are due.
 
-    keep_s: seconds of 16 kHz audio held (None: all of it, for finish()); at least the window."""
+    keep_s: seconds of 16 kHz audio held (None: all of it, for finish()); at least the window.
+    max_s: the longest input taken, in seconds (None: no cap)."""
 
     def __init__(self, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S, vad=True,
-                 keep_s: float | None = None, max_s: float = MAX_DURATION_S, name: str = "stream"):
+                 keep_s: float | None = None, max_s: float | None = MAX_DURATION_S, name: str = "stream"):
         if not 0 < hop_s <= window_s:
             raise ValueError(f"need 0 < hop_s <= window_s, got hop {hop_s} and window {window_s}")
         if window_s < MIN_DURATION_S:
@@ -176,7 +181,7 @@ class ChunkStream:
                              FORMAT_CHANGE)
         if not np.isfinite(x).all():
             raise AudioError(self.name, "contains NaN or infinite samples", NOT_FINITE)
-        if self.resampler.fed + len(x) > self.max_s * self.rate:
+        if self.max_s is not None and self.resampler.fed + len(x) > self.max_s * self.rate:
             raise AudioError(self.name, f"longer than the {self.max_s:g} s limit", TOO_LONG)
         return x
 
@@ -197,7 +202,7 @@ class ChunkStream:
     def _take(self, out: torch.Tensor) -> list[int]:
         samples = out.numpy()
         if len(samples):
-            self.tape.append(samples)
+            self.tape.append(samples, hold_from=self._next - self.window_len)  # the next window's start
             if self.gate is not None:
                 self.gate.push(samples)
         ends = []
@@ -270,12 +275,15 @@ class StreamingRecognizer:
     per caller; many streams may share one Recognizer.
 
     latest_only: when one feed() makes several hops due (the caller fell behind), judge only the
-    newest and count the others in `skipped`."""
+    newest and count the others in `skipped`.  max_s: the longest input taken (None: no cap).
+    keep_s: seconds of audio held (None: all of it, which finish() needs; a stream of unbounded
+    length holds only what its windows need, and finish() is then refused)."""
 
     def __init__(self, recognizer, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S,
-                 vad=True, latest_only: bool = False, name: str = "stream", max_s: float = MAX_DURATION_S):
+                 vad=True, latest_only: bool = False, name: str = "stream", max_s: float | None = MAX_DURATION_S,
+                 keep_s: float | None = None):
         self.recognizer = recognizer
-        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, None, max_s, name)
+        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, keep_s, max_s, name)
         self.latest_only = latest_only
         self.skipped = 0
         self._flushed = False
@@ -302,8 +310,11 @@ class StreamingRecognizer:
 
     def finish(self, granularity: str = "utterance"):
         """The EmotionResult of everything fed, as `recognize` gives it for the same audio."""
-        self.flush()
         s = self.stream
+        if s.tape.keep is not None:
+            raise RuntimeError("finish() needs all the audio: this stream was made with keep_s, which "
+                               "holds only the newest; recognize the whole recording instead")
+        self.flush()
         samples = s.tape.get(0, s.tape.end)
         check_length(s.name, len(samples), SAMPLE_RATE)  # the refusal recognize gives
         audio = Audio(samples, s.name, s.rate, s.channels or 1)

@@ -86,6 +86,23 @@ def test_updates_and_finish_equal_offline(tiny_recognizer, tmp_path, rate, chann
     assert np.abs(a.frame_scores - b.frame_scores).max() <= 1e-4 and len(a.segments) == len(b.segments)
 
 
+@pytest.mark.parametrize("chunk_s", [0.05, 0.9, 4.0])
+def test_a_stream_holding_only_its_window_gives_the_same_updates(tiny_recognizer, chunk_s):
+    """keep_s: the stream holds about one window, not the whole input, yet every update equals the
+    stream that holds all, also when one chunk makes several windows due at once (4 s chunks, 1 s
+    window); finish() is refused, since the audio it needs is gone."""
+    samples = speechlike(6.1, 22050, seed=3)[:, 0]
+    chunk = round(chunk_s * 22050)
+    whole = feed_all(StreamingRecognizer(tiny_recognizer, 22050, 1.0, 0.25, vad=False), samples, chunk)
+    bounded = StreamingRecognizer(tiny_recognizer, 22050, 1.0, 0.25, vad=False, keep_s=1.0, max_s=None)
+    updates = feed_all(bounded, samples, chunk)
+    assert [(u.start, u.end) for u in updates] == [(u.start, u.end) for u in whole] and len(updates) == 24
+    assert all(u.scores == w.scores for u, w in zip(updates, whole))
+    assert bounded.stream.tape.start > 0 and bounded.stream.tape.nbytes < 4 * (chunk + 2 * SAMPLE_RATE) * 4
+    with pytest.raises(RuntimeError, match="keep_s"):
+        bounded.finish()
+
+
 def test_silence_is_silence_and_costs_no_model_time(tiny_recognizer, speech_file, monkeypatch):
     """Real speech, 3 s of digital silence, real speech (tests/conftest.py): hops in the silence
     say silence without running the model; the speech hops equal offline; finish() equals offline."""
@@ -167,3 +184,29 @@ def test_cli_stream(tiny_model, tiny_recognizer, audio_dir, tmp_path):
     p = run_cli(bad, "--model-dir", tiny_model, "--fast")
     assert p.returncode == 2 and p.stderr.startswith("error: bad.wav: not a readable audio file"), p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_cli_stream_plays_a_file_longer_than_half_an_hour(tiny_model, tmp_path):
+    """31 minutes through `emotion stream --fast`: no cap on the command line (the app's 30 min
+    limit is not the stream's), the file decoded as it plays, and the whole-file line is what
+    `emotion recognize` prints for it (streamed in windows, as files over 30 min are)."""
+    path = tmp_path / "call_31min.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", 8000, 1, subtype="PCM_16") as fh:
+        for _ in range(31):
+            fh.write((0.1 * rng.standard_normal(60 * 8000)).astype(np.float32))
+    p = run_cli(path, "--model-dir", tiny_model, "--fast", "--no-vad", "--hop", "30", "--window", "30",
+                "--chunk", "5", timeout=600)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].startswith("call_31min.wav: 1860.00 s at 8000 Hz")
+    assert sum(x.strip()[:1].isdigit() for x in lines) == 62
+    assert lines[-2].split()[0] == "1830.00-1860.00"
+    ref = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(path), "--model-dir", str(tiny_model),
+                          "--output-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert ref.returncode == 0 and "(310 windows)" in ref.stdout, ref.stderr
+    emoji, emotion, confidence = ref.stdout.split()[:3]
+    assert lines[-1].startswith(f"whole file: {emoji} {emotion} {confidence}"), (lines[-1], ref.stdout)
+    capped = run_cli(path, "--model-dir", tiny_model, "--fast", "--max-duration", "600")
+    assert capped.returncode == 2 and "longer than the 600 s limit" in capped.stderr, capped.stderr

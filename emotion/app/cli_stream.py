@@ -13,7 +13,7 @@ import time
 from ..stream import HOP_S, WINDOW_S
 from .settings import Settings, command_options
 
-CHUNK_S = 0.25  # seconds per chunk fed, as the web app's microphone sends them
+CHUNK_S = 0.25  # seconds per chunk fed, as a microphone would send them (the web app's recorder sends 0.1 s)
 
 
 def add_parser(sub) -> None:
@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
 def cmd_stream(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from ..audio import NO_FILE, AudioError, decode
+    from ..audio import NO_FILE, AudioError
+    from ..decode import Reader
     from ..stream import StreamingRecognizer
     from .cli import UsageError, _recognizer
 
@@ -41,30 +42,56 @@ def cmd_stream(args, settings: Settings) -> int:
     name = Path(args.input).name
     if not Path(args.input).is_file():
         raise AudioError(name, "no such file", NO_FILE)
-    [wave], reader = decode(args.input, name, settings.max_duration_s, settings.max_decode_s)  # mixed
-    rate = reader.rate
-    try:
-        stream = StreamingRecognizer(_recognizer(settings, warmup=not args.fast), rate, args.window, args.hop,
-                                     vad=not args.no_vad, latest_only=not args.fast, name=name)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    samples, step = wave.numpy(), max(1, round(args.chunk * rate))
-    print(f"{name}: {len(samples) / rate:.2f} s at {rate} Hz, window {args.window:g} s, hop {args.hop:g} s, "
-          f"{'fast' if args.fast else 'real-time pace'}", flush=True)
-    began = time.monotonic()
-    counts = {"updates": 0, "silent": 0}
-    for pos in range(0, len(samples), step):
-        piece = samples[pos:pos + step]
-        if not args.fast:  # the chunk is complete once its last sample has been "spoken"
-            time.sleep(max(0.0, began + (pos + len(piece)) / rate - time.monotonic()))
-        _show(stream.feed(piece), counts, None if args.fast else began)
+    rec = _recognizer(settings, warmup=not args.fast)
+    with Reader(args.input, name, settings.max_duration_s, settings.max_decode_s) as reader:  # mixed
+        rate = reader.rate
+        try:  # the stream holds only what its windows need: a file of any length plays through
+            stream = StreamingRecognizer(rec, rate, args.window, args.hop, vad=not args.no_vad,
+                                         latest_only=not args.fast, name=name, max_s=settings.max_duration_s,
+                                         keep_s=args.window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        length = f"{reader.declared:.2f} s" if reader.declared else "length unknown"
+        print(f"{name}: {length} at {rate} Hz, window {args.window:g} s, hop {args.hop:g} s, "
+              f"{'fast' if args.fast else 'real-time pace'}", flush=True)
+        began = time.monotonic()
+        counts = {"updates": 0, "silent": 0}
+        fed = 0
+        for piece in _chunks(reader, max(1, round(args.chunk * rate))):
+            fed += len(piece)
+            if not args.fast:  # the chunk is complete once its last sample has been "spoken"
+                time.sleep(max(0.0, began + fed / rate - time.monotonic()))
+            _show(stream.feed(piece), counts, None if args.fast else began)
+        reader.check_decoded()
     _show(stream.flush(), counts, None if args.fast else began)
-    res = stream.finish()
+    res = rec.recognize(args.input)  # the whole file, as `emotion recognize` analyses it
     skipped = f", {stream.skipped} skipped (model behind real time)" if stream.skipped else ""
+    warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
     print(f"whole file: {res.label.emoji} {res.emotion} {res.confidence:.1%} {res.label.zh}  "
-          f"({counts['updates']} updates, {counts['silent']} silent{skipped})", flush=True)
-    print(f"{time.monotonic() - began:.2f} s for {len(samples) / rate:.2f} s of audio", file=sys.stderr)
+          f"({counts['updates']} updates, {counts['silent']} silent{skipped}){warn}", flush=True)
+    print(f"{time.monotonic() - began:.2f} s for {fed / rate:.2f} s of audio", file=sys.stderr)
     return 0
+
+
+def _chunks(reader, step: int):
+    """The file's mixed samples, decoded as they are needed, in chunks of `step` (the last shorter).
+    Decoding's time limit counts per chunk, not for the whole file, which plays for as long as it lasts."""
+    import numpy as np
+
+    held, size = [], 0
+    for [block] in reader.blocks():
+        held.append(block.numpy())
+        size += len(block)
+        if size < step:
+            continue
+        joined, at = np.concatenate(held), 0
+        while size - at >= step:
+            yield joined[at:at + step]
+            at += step
+            reader.restart_clock()
+        held, size = [joined[at:]], size - at
+    if size:
+        yield np.concatenate(held)
 
 
 def _show(updates, counts: dict, began: float | None) -> None:
