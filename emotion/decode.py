@@ -74,8 +74,8 @@ def select_channels(block: np.ndarray, choice: str) -> list[torch.Tensor]:
     return [data[0 if choice == "left" else 1].clone()]
 
 
-def _to_float(frame_array: np.ndarray, fmt: str, name: str) -> np.ndarray:
-    """PyAV frame samples as float32 in [-1, 1], the scaling libsndfile uses."""
+def decoded_float(frame_array: np.ndarray, fmt: str, name: str) -> np.ndarray:
+    """Samples in PyAV's sample format `fmt` as float32 in [-1, 1], the scaling libsndfile uses."""
     base = fmt.rstrip("p")
     if base == "flt":
         return frame_array.astype(np.float32, copy=False)
@@ -192,7 +192,7 @@ class Reader:
                 raise AudioError(self.name, f"longer than the {self.max_duration_s:g} s limit", TOO_LONG)
             if time.perf_counter() > self._deadline:
                 raise AudioError(self.name, f"decoding took longer than {self.max_decode_s:g} s", DECODE_TIMEOUT)
-            yield select_channels(_to_float(array, frame.format.name, self.name), self.choice)
+            yield select_channels(decoded_float(array, frame.format.name, self.name), self.choice)
 
     def check_decoded(self) -> None:
         """Once decoding has ended: refuse a stream that gave no samples (undecodable, no_samples)."""

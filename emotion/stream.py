@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S,
-                    NOT_FINITE, SAMPLE_RATE, TOO_LONG, Audio, AudioError, check_format, check_length)
+from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, TOO_LONG, Audio,
+                    AudioError, check_finite, check_format, check_length)
+from .decode import decoded_float, select_channels
 from .errors import EmotionError
 from .labels import Label
 from .resample import StreamResampler
@@ -127,20 +128,21 @@ class _Tape:
         return self._data[a - self.start:b - self.start].copy()
 
 
+# the PyAV sample formats whose scaling a decoder applies to chunks of these types
+_FORMATS = {np.dtype(np.int16): "s16", np.dtype(np.int32): "s32", np.dtype(np.float32): "flt",
+            np.dtype(np.float64): "dbl"}
+
+
 def to_float(chunk, name: str = "stream") -> np.ndarray:
     """A chunk as float32 (n,) or (n, channels): int16 and int32 scaled as a decoder scales them."""
     x = np.asarray(chunk)
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    elif x.dtype == np.int32:
-        x = (x.astype(np.float64) / 2147483648.0).astype(np.float32)
-    elif x.dtype.kind == "f":
-        x = x.astype(np.float32, copy=False)
-    else:
+    if x.dtype.kind == "f" and x.dtype not in _FORMATS:  # float16: plain float samples
+        x = x.astype(np.float32)
+    if x.dtype not in _FORMATS:
         raise AudioError(name, f"samples of type {x.dtype} (float, int16 or int32 are accepted)", INVALID)
     if x.ndim not in (1, 2):
         raise AudioError(name, f"expected 1-D samples or (n, channels), got shape {x.shape}", INVALID)
-    return x
+    return decoded_float(x, _FORMATS[x.dtype], name)
 
 
 class ChunkStream:
@@ -179,8 +181,7 @@ class ChunkStream:
         elif x.shape[1] != self.channels:
             raise AudioError(self.name, f"the channel count changes mid-stream ({self.channels} to {x.shape[1]})",
                              FORMAT_CHANGE)
-        if not np.isfinite(x).all():
-            raise AudioError(self.name, "contains NaN or infinite samples", NOT_FINITE)
+        check_finite(self.name, torch.from_numpy(x))
         if self.max_s is not None and self.resampler.fed + len(x) > self.max_s * self.rate:
             raise AudioError(self.name, f"longer than the {self.max_s:g} s limit", TOO_LONG)
         return x
@@ -190,8 +191,7 @@ class ChunkStream:
         x = self.check(chunk)
         if not len(x):
             return []
-        wave = torch.from_numpy(x)
-        mono = wave[:, 0].clone() if x.shape[1] == 1 else wave.mean(-1)  # as audio.prepare mixes
+        mono = select_channels(x.T, "mix")[0]  # mixed as a decoded file is
         self.level_db = 10 * math.log10(max(float(np.mean(np.square(x))), 1e-10))
         return self._take(self.resampler.push(mono))
 
