@@ -105,12 +105,7 @@ def main() -> None:
     if not args.skip_funasr:
         from emotion.verify import reference_model
 
-        ref = reference_model(model) if args.device == "cpu" else None
-        if ref is None:
-            from funasr import AutoModel
-
-            ref = AutoModel(model=str(model), disable_update=True, device=args.device, log_level="ERROR",
-                            disable_pbar=True)
+        ref = reference_model(model, args.device)
         ref.generate(str(paths[0]), disable_pbar=True)  # its first call is its warm-up
 
     # The folder in slices, the engines alternating slice by slice, so that the load of a shared

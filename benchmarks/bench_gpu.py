@@ -111,13 +111,6 @@ def make_clips(n: int, shortest: float, longest: float, seed: int = 0):
             for i, s in enumerate(lengths)]
 
 
-def reference(model: Path, device: str):
-    from funasr import AutoModel
-
-    return AutoModel(model=str(model.resolve()), disable_update=True, device=device, log_level="ERROR",
-                     disable_pbar=True)
-
-
 def score_gap(ours, theirs: dict, keys: list[str]) -> float:
     return max(abs(ours.scores[k] - v) for k, v in zip(keys, theirs["scores"]))
 
@@ -254,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pass_rows, args.pass_seconds, args.long_minutes, args.repeats, args.cold_runs = 2, 2, 0.5, 3, 1
 
     from emotion import Recognizer
+    from emotion.verify import reference_model
     from tests.checkpoints import write_model_dir
 
     model = args.model_dir.resolve()
@@ -268,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(medians of {ready} / {first})", flush=True)
 
     rec = Recognizer.load(model, device=args.device, dtype=args.dtype)
-    ref = reference(model, args.device)
+    ref = reference_model(model, args.device)
     failed = 0
     for rows in (lambda: rows_model(rec, clock, args), lambda: rows_throughput(rec, ref, clock, args),
                  lambda: rows_fidelity(model, rec, ref, clock, args)):

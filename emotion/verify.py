@@ -28,12 +28,15 @@ class Comparison:
         return self.max_score_diff <= SCORE_BOUND and self.cosine >= COSINE_BOUND and self.same_top1
 
 
-def reference_model(model_dir: Path):
-    """funasr's AutoModel on a local folder (absolute path: a bare name would go to the hub)."""
+def reference_model(model_dir: Path, device: str = "cpu"):
+    """funasr's AutoModel on a local folder (absolute path: a bare name would go to the hub).
+    AutoModel sets torch's thread count for the whole process (to 4 unless told): it is told the
+    count in force, so neither engine runs oversubscribed after it (nor differently before and after)."""
+    import torch
     from funasr import AutoModel
 
-    return AutoModel(model=str(Path(model_dir).resolve()), disable_update=True, device="cpu",
-                     log_level="ERROR", disable_pbar=True)
+    return AutoModel(model=str(Path(model_dir).resolve()), disable_update=True, device=device,
+                     log_level="ERROR", disable_pbar=True, ncpu=torch.get_num_threads())
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -62,6 +62,8 @@ def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     """verify must be able to fail: perturb one weight funasr and we both read differently."""
     import shutil
 
+    import torch
+
     d = tmp_path / "m"
     shutil.copytree(tiny_model, d)
     from emotion.verify import compare, reference_model
@@ -71,7 +73,14 @@ def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     rec = Recognizer.load(d, device="cpu", warmup=False)
     rec.model.network.proj.weight.data[0] += 0.5  # our copy only
     clip = synthetic_clips(tmp_path)[0]
-    assert not compare(rec, reference_model(d), clip, "utterance").ok
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # not funasr's default of 4, which AutoModel would set process-wide
+    try:
+        ref = reference_model(d)
+        assert torch.get_num_threads() == 3  # our passes after it run as before it
+    finally:
+        torch.set_num_threads(threads)
+    assert not compare(rec, ref, clip, "utterance").ok
 
 
 def test_every_option_has_help_and_no_default_none():
