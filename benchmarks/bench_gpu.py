@@ -66,12 +66,32 @@ class Clock:
         return statistics.median(times)
 
 
+def copy_sources(prof, cuda: bool, top: int = 6) -> str:
+    """Where the aten::copy_ time comes from: each copy's calling ops (e.g. aten::contiguous <
+    aten::layer_norm) and the shapes and dtypes copied, summed, the largest first."""
+    sums: dict[str, list[float]] = {}
+    for e in prof.events():
+        if e.name != "aten::copy_":
+            continue
+        chain, up = [], e.cpu_parent
+        while up is not None and len(chain) < 3:
+            chain.append(up.name)
+            up = up.cpu_parent
+        key = f"{' < '.join(chain) or '(top level)'}  {e.input_shapes[:2]} {getattr(e, 'input_types', '')}"
+        entry = sums.setdefault(key, [0.0, 0])
+        entry[0] += (e.device_time_total if cuda else e.cpu_time_total) / 1000
+        entry[1] += 1
+    rows = sorted(sums.items(), key=lambda kv: -kv[1][0])[:top]
+    return "\n".join(f"  {ms:8.2f} ms  x{n:<4} {key}" for key, (ms, n) in rows)
+
+
 def profile(fn, cuda: bool, top: int = 0) -> tuple[float, int, float, str]:
-    """(device busy ms, kernels, aten::copy_ share of device time, top table) of one call."""
+    """(device busy ms, kernels, aten::copy_ share of device time, top table and where the
+    copies come from) of one call."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with torch_profile(activities=activities) as prof:
+    with torch_profile(activities=activities, record_shapes=bool(top)) as prof:
         fn()
         if cuda:
             torch.cuda.synchronize()
@@ -88,7 +108,7 @@ def profile(fn, cuda: bool, top: int = 0) -> tuple[float, int, float, str]:
         busy = sum(e.self_cpu_time_total for e in events) / 1000
         copy = sum(e.cpu_time_total for e in events if e.key == "aten::copy_") / 1000
         sort = "self_cpu_time_total"
-    table = events.table(sort_by=sort, row_limit=top) if top else ""
+    table = events.table(sort_by=sort, row_limit=top) + "\ncopies by caller:\n" + copy_sources(prof, cuda) if top else ""
     return busy, len(kernels), copy / busy if busy else 0.0, table
 
 
