@@ -88,10 +88,6 @@ def run_live(rec, sessions: int, seconds: float, service, clip: Path, uploads: i
             "upload_wait_s": upload_wait_s}
 
 
-def pct(xs: list[float], q: float) -> float:
-    return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", default=None, help="default: a tiny random checkpoint built here")
@@ -106,6 +102,7 @@ def main() -> int:
     from emotion import Recognizer
     from emotion.app.service import WebService
     from tests.checkpoints import write_model_dir
+    from tests.load import percentile
     from tests.media import write_wav
 
     model_dir = Path(args.model_dir) if args.model_dir else write_model_dir(work / "models" / "tiny", "tiny")
@@ -128,7 +125,7 @@ def main() -> int:
             lat = r["latencies"]
             ups = ", ".join(f"{x:.2f} ({w:.2f})" for x, w in zip(r["uploads"], r["upload_wait_s"])) or "-"
             print(f"{n:>9} {uploads:>8} {r['analysed']:>8} {r['silent']:>7} {r['dropped']:>8} {r['model_s']:>9.2f} "
-                  f"{statistics.median(lat):>9.2f} {pct(lat, 0.95):>7.2f} {max(lat):>7.2f}  {ups}", flush=True)
+                  f"{statistics.median(lat):>9.2f} {percentile(lat, 95):>7.2f} {max(lat):>7.2f}  {ups}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

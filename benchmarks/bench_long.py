@@ -92,10 +92,11 @@ def write_long_mp3(path: Path, seconds: float, rate: int = 44100) -> Path:
 
 def memory_mb(pid: int) -> tuple[float, float] | None:
     """(VmRSS, VmHWM) of a live process in MB: its resident memory now and at its peak so far."""
+    from tests.load import proc_status_kb
+
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        return tuple(int(status.split(f"{key}:")[1].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
-    except (OSError, IndexError):
+        return proc_status_kb(pid, "VmRSS") / 1024, proc_status_kb(pid, "VmHWM") / 1024
+    except (OSError, KeyError):
         return None
 
 

@@ -19,19 +19,14 @@ from pathlib import Path
 
 from tests.load import AppProcess
 from tests.media import write_wav
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, upload
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def click_to_result(page, clip: Path) -> tuple[float, str]:
     """Upload `clip` (replacing the last), click Analyse; seconds until the result shows, and the log."""
-    clear = page.locator("#file_in button.icon-button")
-    if clear.count():
-        clear.first.click()
-        page.wait_for_selector("#file_in button.icon-button", state="detached")
-    page.locator('#file_in input[type="file"]').set_input_files(str(clip))
-    page.wait_for_selector("#file_in button.icon-button")
+    upload(page, clip)
     page.locator("#emotion_md").evaluate("e => e.dataset.before = e.innerText")
     start = time.perf_counter()
     page.locator("#analyse_btn").click()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, shows, upload
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
@@ -76,22 +76,6 @@ def open_page(browser, url, viewport=DESKTOP, locale="en-US"):
     page.goto(url)
     page.wait_for_selector("#model_status :text('tiny')")
     return context, page
-
-
-def upload(page, path: Path) -> None:
-    """Into the file picker, replacing what is there (as a user clears it first)."""
-    clear = page.locator("#file_in button.icon-button")
-    if clear.count():
-        clear.first.click()
-        page.wait_for_selector("#file_in button.icon-button", state="detached")
-    page.locator('#file_in input[type="file"]').set_input_files(str(path))
-    shows(page, "#file_in", path.name)
-
-
-def shows(page, selector: str, name: str) -> None:
-    """Wait until the component shows a file name (the picker splits it into stem and extension)."""
-    page.wait_for_function("([s, n]) => document.querySelector(s).innerText.replace(/\\s/g, '').includes(n)",
-                           arg=[selector, name.replace(" ", "")])
 
 
 def analyse(page) -> str:
