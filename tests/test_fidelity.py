@@ -80,3 +80,35 @@ def test_batched_mixed_lengths_equal_one_at_a_time(mid_model, audio_dir):
         assert max(abs(b.scores[k] - single.scores[k]) for k in b.scores) <= SCORE_BOUND
         assert cosine(b.embedding, single.embedding) >= COSINE_BOUND
         assert np.abs(b.frame_scores - single.frame_scores).max() <= SCORE_BOUND
+
+
+def test_the_time_major_front_end_computes_the_channel_major_one_without_layout_copies(mid_recognizer, audio_dir):
+    """The conv front end holds its activations time-major ((B, T, C) in memory), so no layer copies
+    them between layouts (the profiler sees no copy of an activation, only of the small weights);
+    it sums in another order than the channel-major layers, so results agree to float rounding."""
+    import torch
+    from torch.profiler import profile
+
+    from emotion.audio import normalize
+
+    fe = mid_recognizer.model.network.modality_encoders["AUDIO"].local_encoder
+    assert fe.time_major
+    wav = torch.stack([normalize(torch.from_numpy(load_audio(audio_dir / n).samples[:24000]))
+                       for n in ("mono_8000.wav", "stereo_44100.wav")])
+    with torch.inference_mode():
+        with profile(record_shapes=True) as prof:
+            fast = fe(wav)
+        fe.time_major = False
+        try:
+            plain = fe(wav)
+            channel_major = mid_recognizer.recognize(audio_dir / "clip.flac")
+        finally:
+            fe.time_major = True
+    assert fast.shape == plain.shape and fast.transpose(1, 2).is_contiguous()
+    assert float((fast - plain).abs().max()) <= 1e-5 * float(plain.abs().max())
+    weights = {(o, k, i) for o, i, k in (layer[0].weight.shape for layer in fe.conv_layers)}
+    copied = [tuple(e.input_shapes[0]) for e in prof.events() if e.name in ("aten::copy_", "aten::clone")]
+    assert copied and set(copied) <= weights, copied  # the weights, turned channels-last; no activation
+    time_major = mid_recognizer.recognize(audio_dir / "clip.flac")
+    assert max(abs(time_major.scores[k] - channel_major.scores[k]) for k in time_major.scores) <= 1e-6
+    assert np.abs(time_major.embedding - channel_major.embedding).max() <= 1e-5
