@@ -38,12 +38,21 @@ COLD = """
 import sys, time
 t0 = time.perf_counter()
 import numpy as np
+import torch
 from emotion import Recognizer
-rec = Recognizer.load(sys.argv[1], device=sys.argv[2], dtype=sys.argv[3])
-print("READY", time.perf_counter() - t0, flush=True)
+imports = time.perf_counter() - t0
+if sys.argv[2].startswith("cuda"):
+    torch.zeros(1, device=sys.argv[2])  # the CUDA context, on its own
+context = time.perf_counter() - t0 - imports
+rec = Recognizer.load(sys.argv[1], device=sys.argv[2], dtype=sys.argv[3], warmup=False)
+start = time.perf_counter()
+rec.warmup()
+print("READY", time.perf_counter() - t0, imports, context, rec.model.load_seconds, time.perf_counter() - start,
+      flush=True)
 rec.recognize(np.random.default_rng(0).normal(0, 0.1, 5 * 16000).astype("float32"), sample_rate=16000)
 print("FIRST", time.perf_counter() - t0, flush=True)
 """
+PHASES = ("imports", "CUDA context", "weights", "warm-up")
 
 
 class Clock:
@@ -112,14 +121,17 @@ def profile(fn, cuda: bool, top: int = 0) -> tuple[float, int, float, str]:
     return busy, len(kernels), copy / busy if busy else 0.0, table
 
 
-def cold_start(model: Path, device: str, dtype: str, runs: int) -> tuple[list[float], list[float]]:
-    ready, first = [], []
+def cold_start(model: Path, device: str, dtype: str, runs: int) -> tuple[list[float], list[float], list[list[float]]]:
+    """Seconds to ready and to the first answer of fresh processes, and the phases of each ready."""
+    ready, first, phases = [], [], []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", COLD, str(model), device, dtype], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.splitlines()
-        ready.append(float(next(x for x in out if x.startswith("READY")).split()[1]))
+        line = [float(x) for x in next(x for x in out if x.startswith("READY")).split()[1:]]
+        ready.append(line[0])
+        phases.append(line[1:])
         first.append(float(next(x for x in out if x.startswith("FIRST")).split()[1]))
-    return ready, first
+    return ready, first, phases
 
 
 def make_clips(n: int, shortest: float, longest: float, seed: int = 0):
@@ -285,9 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if clock.cuda else "CPU"
     print(f"device: {name}; model {model.name} (random weights); dtype {args.dtype}; torch {torch.__version__}",
           flush=True)
-    ready, first = cold_start(model, args.device, args.dtype, args.cold_runs)
-    print(f"cold start: ready {statistics.median(ready):.2f} s, first answer {statistics.median(first):.2f} s "
-          f"(medians of {ready} / {first})", flush=True)
+    ready, first, phases = cold_start(model, args.device, args.dtype, args.cold_runs)
+    parts = ", ".join(f"{name} {statistics.median(p[i] for p in phases):.2f} s" for i, name in enumerate(PHASES))
+    print(f"cold start: ready {statistics.median(ready):.2f} s ({parts}), first answer "
+          f"{statistics.median(first):.2f} s (medians of {ready} / {first})", flush=True)
 
     rec = Recognizer.load(model, device=args.device, dtype=args.dtype)
     ref = reference_model(model, args.device)
