@@ -281,7 +281,9 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
     if adapter:
         _check_base(adapter, weights_dir)
         network.proj, labels = _adapted_head(adapter, config), adapter.labels
-    network = network.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    # to the device first, then to the dtype there: on a GPU the cast runs on the device instead of
+    # converting the whole checkpoint on the CPU before the copy (on a CPU the two are one step)
+    network = network.to(device=dev).to(dtype=dt).eval().requires_grad_(False)
     if adapter:
         network.proj.float()  # a small head, kept in fp32 whatever the network's dtype
     if dtype == INT8:
