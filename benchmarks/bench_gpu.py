@@ -190,13 +190,12 @@ def rows_model(rec, clock: Clock, args) -> None:
     rate = args.pass_rows * args.pass_seconds / (ms / 1000)
     print(f"one model pass, {args.pass_rows} clips x {args.pass_seconds:g} s: {ms:.1f} ms = {rate:.0f} "
           f"audio-s/s; aten::copy_ {100 * copy:.0f} % of device time\n{table}", flush=True)
-    front = rec.model.network.modality_encoders["AUDIO"].local_encoder
     timed = {}
     for time_major in (True, False, True):  # eager (a graph keeps the layout it was captured with)
-        front.time_major = time_major
+        rec.model.network.set_time_major(time_major)
         eager._run(waves)
         timed[time_major] = clock.median_ms(lambda: eager._run(waves), max(3, args.repeats // 5))
-    print(f"  the same pass eager, front end time-major (channels-last) {timed[True]:.1f} ms, channel-major "
+    print(f"  the same pass eager, convolutions time-major (channels-last) {timed[True]:.1f} ms, channel-major "
           f"{timed[False]:.1f} ms", flush=True)
 
 

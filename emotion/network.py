@@ -95,10 +95,11 @@ class FeatureExtractor(nn.Module):
             layers.append(ConvLayer(n_in, n_out, kernel, stride, norm))
             n_in = n_out
         self.conv_layers = nn.ModuleList(layers)
-        self.time_major = cfg.extractor_mode == "layer_norm"
+        self.layer_norm = cfg.extractor_mode == "layer_norm"  # every layer normalised: time-major applies
+        self.time_major = True
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        if self.time_major:
+        if self.time_major and self.layer_norm:
             return self._time_major(wav)
         x = wav.unsqueeze(1)
         for layer in self.conv_layers:
@@ -112,7 +113,8 @@ class FeatureExtractor(nn.Module):
         channel-major, every layer copied its output to (B, T, C) for the norm and back for the next
         convolution: full copies of the network's largest tensors (on a GPU, cuDNN converts to
         channels-last again inside). The same sums in another order: within 1e-7 of the
-        channel-major scores (tests/test_fidelity.py). Returns (B, C, T), a view of (B, T, C)."""
+        channel-major scores (tests/test_fidelity.py; set_time_major(False) runs the latter).
+        Returns (B, C, T), a view of (B, T, C)."""
         x = _channels_last(wav[:, :, None])  # (B, 1, 1, S), no copy
         for layer in self.conv_layers:
             conv, ln = layer[0], layer[2][1]
@@ -142,6 +144,17 @@ class PositionalConv(nn.Module):
         x = F.layer_norm(x.transpose(1, 2), (x.shape[1],)).transpose(1, 2)
         return F.gelu(x)
 
+    def forward_time_major(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        """The same layer on time-major activations: the grouped convolution channels-last, the
+        LayerNorm over the last dimension (see FeatureExtractor._time_major)."""
+        conv = getattr(self, "0")
+        weight = _channels_last(conv.weight.transpose(1, 2).contiguous())
+        y = F.conv2d(_channels_last(x), weight, conv.bias, padding=(0, conv.padding[0]), groups=conv.groups)
+        y = y.squeeze(2).transpose(1, 2)
+        if self.trim:
+            y = y[:, : -self.trim]
+        return F.gelu(F.layer_norm(y, (y.shape[-1],)))
+
 
 class RelativePositionalEncoder(_Indexed):
     """conv_pos_depth PositionalConv layers, registered as children 1..depth (the reference's
@@ -150,8 +163,16 @@ class RelativePositionalEncoder(_Indexed):
     def __init__(self, cfg: NetworkConfig):
         super().__init__({i + 1: PositionalConv(cfg) for i in range(cfg.conv_pos_depth)})
         self.depth = cfg.conv_pos_depth
+        self.time_major = True
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:  # (B, T, D)
+        if self.time_major:  # as the activations lie: no layout copy around each layer
+            keep = None if valid is None else valid.unsqueeze(-1).to(x.dtype)
+            for i in range(1, self.depth + 1):
+                if keep is not None:  # padded frames must look like the zeros a lone clip sees
+                    x = x * keep
+                x = self[i].forward_time_major(x)
+            return x
         x = x.transpose(1, 2)
         keep = None if valid is None else valid.unsqueeze(1).to(x.dtype)
         for i in range(1, self.depth + 1):
@@ -278,6 +299,14 @@ class Emotion2VecNetwork(nn.Module):
         self.norm = _layer_norm(cfg.embed_dim, cfg) if cfg.layer_norm_first else None
         self.proj = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else None
         self._slopes: dict[torch.device, torch.Tensor] = {}
+
+    def set_time_major(self, on: bool) -> None:
+        """Run the convolutions (front end, positional) on time-major activations (the default) or
+        channel-major ones, the reference's layout: the same sums in another order, for comparisons."""
+        enc = self.modality_encoders["AUDIO"]
+        rpe = enc.relative_positional_encoder
+        enc.local_encoder.time_major = on
+        (rpe[1] if isinstance(rpe, PreNormPositionalEncoder) else rpe).time_major = on
 
     def _alibi_bias(self, frames: int, device: torch.device) -> torch.Tensor:
         """Unscaled bias (1, H_alibi, T, T): -slope * |i - j|, computed as the reference does.

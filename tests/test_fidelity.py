@@ -82,31 +82,39 @@ def test_batched_mixed_lengths_equal_one_at_a_time(mid_model, audio_dir):
         assert np.abs(b.frame_scores - single.frame_scores).max() <= SCORE_BOUND
 
 
-def test_the_time_major_front_end_computes_the_channel_major_one_without_layout_copies(mid_recognizer, audio_dir):
-    """The conv front end holds its activations time-major ((B, T, C) in memory), so no layer copies
-    them between layouts (the profiler sees no copy of an activation, only of the small weights);
-    it sums in another order than the channel-major layers, so results agree to float rounding."""
+def test_time_major_convolutions_compute_the_channel_major_ones_without_layout_copies(mid_recognizer, audio_dir):
+    """The conv front end and the positional convolutions hold their activations time-major
+    ((B, T, C) in memory), so no layer copies them between layouts (the profiler sees copies of the
+    small weights only); they sum in another order than the channel-major layers (the reference's
+    layout, network.set_time_major(False)), so results agree to float rounding."""
     import torch
     from torch.profiler import profile
 
     from emotion.audio import normalize
 
-    fe = mid_recognizer.model.network.modality_encoders["AUDIO"].local_encoder
-    assert fe.time_major
+    net = mid_recognizer.model.network
+    enc = net.modality_encoders["AUDIO"]
+    fe, rpe = enc.local_encoder, enc.relative_positional_encoder
     wav = torch.stack([normalize(torch.from_numpy(load_audio(audio_dir / n).samples[:24000]))
                        for n in ("mono_8000.wav", "stereo_44100.wav")])
+    wav[1, 20000:] = 0  # padded, as a batch's shorter clip is
     with torch.inference_mode():
+        features = enc.project_features(fe(wav))
+        valid = torch.arange(features.shape[1])[None] < net.cfg.num_frames(torch.tensor([24000, 20000]))[:, None]
         with profile(record_shapes=True) as prof:
-            fast = fe(wav)
-        fe.time_major = False
+            fast = fe(wav), rpe(features, valid)
+        net.set_time_major(False)
         try:
-            plain = fe(wav)
+            plain = fe(wav), rpe(features, valid)
             channel_major = mid_recognizer.recognize(audio_dir / "clip.flac")
         finally:
-            fe.time_major = True
-    assert fast.shape == plain.shape and fast.transpose(1, 2).is_contiguous()
-    assert float((fast - plain).abs().max()) <= 1e-5 * float(plain.abs().max())
+            net.set_time_major(True)
+    assert fast[0].transpose(1, 2).is_contiguous() and fast[1].is_contiguous()
+    for a, b in zip(fast, plain):
+        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
     weights = {(o, k, i) for o, i, k in (layer[0].weight.shape for layer in fe.conv_layers)}
+    weights |= {(o, k, i) for o, i, k in (getattr(rpe[j], "0").weight.shape for j in range(1, rpe.depth + 1))}
+    weights.add((2, features.shape[1], 1))  # and the padding mask, turned to the activations' dtype
     copied = [tuple(e.input_shapes[0]) for e in prof.events() if e.name in ("aten::copy_", "aten::clone")]
     assert copied and set(copied) <= weights, copied  # the weights, turned channels-last; no activation
     time_major = mid_recognizer.recognize(audio_dir / "clip.flac")

@@ -133,7 +133,7 @@ def test_gpu_benchmark_runs_end_to_end(tiny_model):
     assert out.returncode == 0, out.stderr[-3000:]
     for row in ("cold start: ready", "model time, 5 s clip, batch 1", "the same, side by side: as loaded",
                 "without the shape ladder and graphs, same clips", "one model pass, 2 clips x 2 s", "copies by caller:",
-                "the same pass eager, front end time-major (channels-last)",
+                "the same pass eager, convolutions time-major (channels-last)",
                 "batched throughput over 6 clips", "5 s clip end to end", "fp32 against funasr on cpu",
                 "fp32 against fp32: top-1 agreement 3/3", "0.5-minute clip, frame granularity", "BENCH_GPU_DONE"):
         assert row in out.stdout, (row, out.stdout[-3000:])
