@@ -12,25 +12,24 @@ import signal
 import sys
 from pathlib import Path
 
-import gradio as gr
-
 from ..audio import MAX_DURATION_S
 from ..errors import EmotionError
 from ..model import MODELS_ROOT
-from .page import CSS, MAX_UPLOAD_MB, page_i18n
 from .settings import Settings, add_audio_options, add_model_options
 
 log = logging.getLogger("app")
 
-MAX_UPLOAD = f"{MAX_UPLOAD_MB}mb"
-
 
 def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike | None = None,
-                  max_file_size: str | int = MAX_UPLOAD, host: str = "127.0.0.1", port: int = 7860,
+                  max_file_size: str | int | None = None, host: str = "127.0.0.1", port: int = 7860,
                   auth: tuple[str, str] | None = None, max_duration_s: float = MAX_DURATION_S) -> dict:
     """Safe launch() settings: loopback by default, outputs only, no monitoring, no tracebacks;
-    the page in the browser's language."""
+    the page in the browser's language. max_file_size: default MAX_UPLOAD_MB."""
+    import gradio as gr
 
+    from .page import CSS, MAX_UPLOAD_MB, page_i18n
+
+    max_file_size = max_file_size or f"{MAX_UPLOAD_MB}mb"
     kwargs = dict(
         server_name=host, server_port=port, share=False, mcp_server=False, ssr_mode=False, show_error=False,
         enable_monitoring=False, strict_cors=True, max_file_size=max_file_size,
@@ -74,13 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Load, warm, listen; on SIGTERM or Ctrl-C let the request in flight finish, then stop."""
-    from ..hub import ensure_model
+    """Load, warm, listen; on SIGTERM or Ctrl-C let the request in flight finish, then stop.
+    The decoder workers start first: they import their libraries while this process imports
+    Gradio (nearly 2 s) and loads the model, instead of after."""
     from ..isolation import IsolatedDecoder
-    from ..recognizer import Recognizer
-    from .outputs import owner_secret, sweep_outputs
-    from .page import build_app
-    from .service import WebService
 
     decoder = None
     if not args.decode_in_process:  # a decoder crash or hang costs one request, not the server
@@ -91,6 +87,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
         warm_kernels()
     try:
+        from ..hub import ensure_model
+        from ..recognizer import Recognizer
+        from .outputs import owner_secret, sweep_outputs
+        from .page import build_app
+        from .service import WebService
+
         rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
                               loader=decoder.load_channels if decoder else settings.loader(),
                               **settings.engine_options())
