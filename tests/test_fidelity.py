@@ -120,3 +120,23 @@ def test_time_major_convolutions_compute_the_channel_major_ones_without_layout_c
     time_major = mid_recognizer.recognize(audio_dir / "clip.flac")
     assert max(abs(time_major.scores[k] - channel_major.scores[k]) for k in time_major.scores) <= 1e-6
     assert np.abs(time_major.embedding - channel_major.embedding).max() <= 1e-5
+
+
+@pytest.mark.parametrize("kernel", [4, 3])  # even: the output is trimmed by one frame
+def test_time_major_positional_conv_for_even_and_odd_kernels(kernel):
+    """The released models' positional kernel is odd (95 // 5); an even one, which a config may
+    give, trims its last frame: both layouts agree for both."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from emotion.network import PositionalConv
+
+    torch.manual_seed(0)
+    conv = PositionalConv(SimpleNamespace(embed_dim=32, conv_pos_kernel=kernel, conv_pos_groups=4))
+    x = torch.randn(3, 50, 32)
+    with torch.no_grad():
+        plain = conv(x.transpose(1, 2)).transpose(1, 2)
+        fast = conv.forward_time_major(x)
+    assert fast.shape == plain.shape == (3, 50, 32) and conv.trim == (kernel == 4)
+    assert float((fast - plain).abs().max()) <= 1e-5
