@@ -284,6 +284,7 @@ def load_model(model: str | os.PathLike | None = None, device: str | None = "aut
     # to the device first, then to the dtype there: on a GPU the cast runs on the device instead of
     # converting the whole checkpoint on the CPU before the copy (on a CPU the two are one step)
     network = network.to(device=dev).to(dtype=dt).eval().requires_grad_(False)
+    network.store_conv_weights_time_major()  # once, so that no pass copies them
     if dev.type == "cuda" and dt != torch.float32:
         torch.cuda.empty_cache()  # the fp32 copies' memory back to the card, not held in torch's cache
     if adapter:

@@ -81,6 +81,12 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x[:, None].permute(0, 3, 1, 2)
 
 
+def _conv2d_weight(conv: nn.Conv1d) -> torch.Tensor:
+    """conv's (O, I, k) weight as the channels-last (O, I, 1, k) a time-major conv2d takes: a view
+    of the weight as Emotion2VecNetwork.store_conv_weights_time_major lays it out, a copy otherwise."""
+    return _channels_last(conv.weight.transpose(1, 2).contiguous())
+
+
 class FeatureExtractor(nn.Module):
     """The strided conv front end: waveform (B, S) -> features (B, C, T)."""
 
@@ -118,8 +124,8 @@ class FeatureExtractor(nn.Module):
         x = _channels_last(wav[:, :, None])  # (B, 1, 1, S), no copy
         for layer in self.conv_layers:
             conv, ln = layer[0], layer[2][1]
-            weight = _channels_last(conv.weight.transpose(1, 2).contiguous())
-            y = F.conv2d(x, weight, stride=(1, conv.stride[0])).squeeze(2).transpose(1, 2)  # (B, T, C)
+            y = F.conv2d(x, _conv2d_weight(conv), stride=(1, conv.stride[0]))
+            y = y.squeeze(2).transpose(1, 2)  # (B, T, C)
             y = F.gelu(fp32_layer_norm(y, ln, cast=not y.is_cuda))
             x = y.transpose(1, 2).unsqueeze(2)
         return x.squeeze(2)
@@ -148,8 +154,8 @@ class PositionalConv(nn.Module):
         """The same layer on time-major activations: the grouped convolution channels-last, the
         LayerNorm over the last dimension (see FeatureExtractor._time_major)."""
         conv = getattr(self, "0")
-        weight = _channels_last(conv.weight.transpose(1, 2).contiguous())
-        y = F.conv2d(_channels_last(x), weight, conv.bias, padding=(0, conv.padding[0]), groups=conv.groups)
+        y = F.conv2d(_channels_last(x), _conv2d_weight(conv), conv.bias, padding=(0, conv.padding[0]),
+                     groups=conv.groups)
         y = y.squeeze(2).transpose(1, 2)
         if self.trim:
             y = y[:, : -self.trim]
@@ -300,13 +306,27 @@ class Emotion2VecNetwork(nn.Module):
         self.proj = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else None
         self._slopes: dict[torch.device, torch.Tensor] = {}
 
+    def _time_major_parts(self):
+        """(front end, positional encoder): the modules whose convolutions run time-major."""
+        enc = self.modality_encoders["AUDIO"]
+        rpe = enc.relative_positional_encoder
+        return enc.local_encoder, (rpe[1] if isinstance(rpe, PreNormPositionalEncoder) else rpe)
+
     def set_time_major(self, on: bool) -> None:
         """Run the convolutions (front end, positional) on time-major activations (the default) or
         channel-major ones, the reference's layout: the same sums in another order, for comparisons."""
-        enc = self.modality_encoders["AUDIO"]
-        rpe = enc.relative_positional_encoder
-        enc.local_encoder.time_major = on
-        (rpe[1] if isinstance(rpe, PreNormPositionalEncoder) else rpe).time_major = on
+        fe, rpe = self._time_major_parts()
+        fe.time_major = rpe.time_major = on
+
+    def store_conv_weights_time_major(self) -> None:
+        """Lay the time-major convolutions' weights out as those passes read them ((O, k, I) in
+        memory), once, so that no pass copies them: call it once the weights are on their device,
+        before any CUDA graph is captured (a graph keeps the storage it was captured with)."""
+        fe, rpe = self._time_major_parts()
+        convs = [getattr(rpe[i], "0") for i in range(1, rpe.depth + 1)]
+        convs += [layer[0] for layer in fe.conv_layers] if fe.layer_norm else []
+        for conv in convs:
+            conv.weight.data = conv.weight.data.transpose(1, 2).contiguous().transpose(1, 2)
 
     def _alibi_bias(self, frames: int, device: torch.device) -> torch.Tensor:
         """Unscaled bias (1, H_alibi, T, T): -slope * |i - j|, computed as the reference does.
