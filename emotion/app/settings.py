@@ -88,7 +88,7 @@ class Settings:
             queue_size=get("EMOTION_QUEUE_SIZE", int, d.queue_size),
             auth=get("EMOTION_AUTH", parse_auth),
             grace_s=get("EMOTION_GRACE_S", float, d.grace_s),
-            cuda_graphs=(env.get("EMOTION_CUDA_GRAPHS") or "").strip() not in ("0", "off", "false", "no"),
+            cuda_graphs=get("EMOTION_CUDA_GRAPHS", str, "on") not in ("0", "off", "false", "no"),
         )
 
     def with_args(self, args: argparse.Namespace) -> "Settings":
