@@ -195,3 +195,19 @@ def test_concurrent_users_benchmark_runs(tiny_model):
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
     assert "one user at a time: 3 requests" in out.stdout and "3 users at once: 3 requests" in out.stdout
     assert "0 errors" in out.stdout and "BENCH_APP_LOAD_DONE" in out.stdout
+
+
+@pytest.mark.parametrize("bench, args, row", [
+    ("bench_startup", ["--runs", "1"], "app.py to Ready: median"),
+    ("bench_layout", ["--repeats", "1"], "host, one thread: normalise a 10 s clip"),
+])
+def test_startup_and_layout_benchmarks_run(tiny_model, bench, args, row):
+    """The scripts behind BENCHMARKS.md's start-up and layout figures run (on the tiny model here)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", f"benchmarks.{bench}", "--model-dir", str(tiny_model), *args],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    assert row in out.stdout, out.stdout[-2000:]
