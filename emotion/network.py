@@ -113,14 +113,11 @@ class FeatureExtractor(nn.Module):
         return x
 
     def _time_major(self, wav: torch.Tensor) -> torch.Tensor:
-        """The layers (conv -> LayerNorm over channels -> GELU, each) with the activations held
-        time-major, (B, T, C) in memory: the LayerNorm reads them as they lie, and each convolution
-        runs channels-last (a conv2d over a height of 1), reading and writing that layout. Held
-        channel-major, every layer copied its output to (B, T, C) for the norm and back for the next
-        convolution: full copies of the network's largest tensors (on a GPU, cuDNN converts to
-        channels-last again inside). The same sums in another order: within 1e-7 of the
-        channel-major scores (tests/test_fidelity.py; set_time_major(False) runs the latter).
-        Returns (B, C, T), a view of (B, T, C)."""
+        """The layers with activations time-major, (B, T, C) in memory: the LayerNorm reads them as
+        they lie, each convolution runs channels-last (a conv2d over a height of 1). Channel-major
+        (set_time_major(False)), every layer copied its output, the network's largest tensors, to
+        (B, T, C) and back; the same sums in another order, within 1e-7 of the scores
+        (tests/test_fidelity.py). Returns (B, C, T), a view of (B, T, C)."""
         x = _channels_last(wav[:, :, None])  # (B, 1, 1, S), no copy
         for layer in self.conv_layers:
             conv, ln = layer[0], layer[2][1]
