@@ -100,7 +100,7 @@ def main() -> None:
           f"device {args.device}", flush=True)
 
     rec = Recognizer.load(model, device=args.device)
-    keys = label_keys(rec.model.labels)
+    keys = label_keys(rec.labels)
     ref = None
     if not args.skip_funasr:
         from emotion.verify import reference_model

@@ -47,7 +47,7 @@ context = time.perf_counter() - t0 - imports
 rec = Recognizer.load(sys.argv[1], device=sys.argv[2], dtype=sys.argv[3], warmup=False)
 start = time.perf_counter()
 rec.warmup()
-print("READY", time.perf_counter() - t0, imports, context, rec.model.load_seconds, time.perf_counter() - start,
+print("READY", time.perf_counter() - t0, imports, context, rec.engine.model.load_seconds, time.perf_counter() - start,
       flush=True)
 rec.recognize(np.random.default_rng(0).normal(0, 0.1, 5 * 16000).astype("float32"), sample_rate=16000)
 print("FIRST", time.perf_counter() - t0, flush=True)
@@ -162,9 +162,10 @@ def plain_variants(rec):
     """The same loaded model with CUDA graphs off, and with graphs and the shape ladder off (the
     path before issue 10), for side-by-side rows."""
     from emotion import Recognizer
+    from emotion.torch_engine import TorchEngine
 
-    return (Recognizer(rec.model, ladder=rec.runner.ladder, graphs=False),
-            Recognizer(rec.model, ladder=None, graphs=False))
+    return (Recognizer(TorchEngine(rec.engine.model, ladder=rec.engine.runner.ladder, graphs=False)),
+            Recognizer(TorchEngine(rec.engine.model, ladder=None, graphs=False)))
 
 
 def rows_model(rec, clock: Clock, args) -> None:
@@ -172,29 +173,29 @@ def rows_model(rec, clock: Clock, args) -> None:
 
     gen = torch.Generator().manual_seed(0)
     wave5 = normalize(0.1 * torch.randn(5 * SR, generator=gen))
-    model5 = clock.median_ms(lambda: rec._run([wave5]), args.repeats)
-    busy, kernels, _, _ = profile(lambda: rec._run([wave5]), clock.cuda)
+    model5 = clock.median_ms(lambda: rec.engine.embed([wave5]), args.repeats)
+    busy, kernels, _, _ = profile(lambda: rec.engine.embed([wave5]), clock.cuda)
     print(f"model time, 5 s clip, batch 1: {model5:.2f} ms wall (median of {args.repeats}); "
           f"device busy {busy:.2f} ms, {kernels} kernels", flush=True)
     eager, plain = plain_variants(rec)
-    eager._run([wave5])
-    plain._run([wave5])
-    print(f"  the same, side by side: as loaded {clock.median_ms(lambda: rec._run([wave5]), args.repeats):.2f} ms, "
-          f"eager with the shape ladder {clock.median_ms(lambda: eager._run([wave5]), args.repeats):.2f} ms, "
-          f"eager without it {clock.median_ms(lambda: plain._run([wave5]), args.repeats):.2f} ms "
-          f"(graphs captured: {len(rec.runner.graphs) if rec.runner.graphs is not None else 'off'})", flush=True)
+    eager.engine.embed([wave5])
+    plain.engine.embed([wave5])
+    print(f"  the same, side by side: as loaded {clock.median_ms(lambda: rec.engine.embed([wave5]), args.repeats):.2f} ms, "
+          f"eager with the shape ladder {clock.median_ms(lambda: eager.engine.embed([wave5]), args.repeats):.2f} ms, "
+          f"eager without it {clock.median_ms(lambda: plain.engine.embed([wave5]), args.repeats):.2f} ms "
+          f"(graphs captured: {len(rec.engine.runner.graphs) if rec.engine.runner.graphs is not None else 'off'})", flush=True)
     waves = [normalize(0.1 * torch.randn(int(args.pass_seconds * SR), generator=gen)) for _ in range(args.pass_rows)]
-    rec._run(waves)
-    ms = clock.median_ms(lambda: rec._run(waves), max(3, args.repeats // 5))
-    busy, _, copy, table = profile(lambda: rec._run(waves), clock.cuda, top=12)
+    rec.engine.embed(waves)
+    ms = clock.median_ms(lambda: rec.engine.embed(waves), max(3, args.repeats // 5))
+    busy, _, copy, table = profile(lambda: rec.engine.embed(waves), clock.cuda, top=12)
     rate = args.pass_rows * args.pass_seconds / (ms / 1000)
     print(f"one model pass, {args.pass_rows} clips x {args.pass_seconds:g} s: {ms:.1f} ms = {rate:.0f} "
           f"audio-s/s; aten::copy_ {100 * copy:.0f} % of device time\n{table}", flush=True)
     timed = {}
     for time_major in (True, False, True):  # eager (a graph keeps the layout it was captured with)
-        rec.model.network.set_time_major(time_major)
-        eager._run(waves)
-        timed[time_major] = clock.median_ms(lambda: eager._run(waves), max(3, args.repeats // 5))
+        rec.engine.model.network.set_time_major(time_major)
+        eager.engine.embed(waves)
+        timed[time_major] = clock.median_ms(lambda: eager.engine.embed(waves), max(3, args.repeats // 5))
     print(f"  the same pass eager, convolutions time-major (channels-last) {timed[True]:.1f} ms, channel-major "
           f"{timed[False]:.1f} ms", flush=True)
 
@@ -237,7 +238,7 @@ def rows_fidelity(model: Path, rec, ref, clock: Clock, args) -> None:
     from emotion.runner import exact_fp32
 
     fp32 = Recognizer.load(model, device=args.device, dtype="fp32")
-    keys = [lb.key for lb in fp32.model.labels if not lb.masked]  # funasr scores these, in order
+    keys = [lb.key for lb in fp32.labels if not lb.masked]  # funasr scores these, in order
     clips = make_clips(args.fidelity_clips, 1, args.longest, seed=2)
     ours = fp32.analyse(clips)
     with exact_fp32(clock.cuda):

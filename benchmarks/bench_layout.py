@@ -60,7 +60,7 @@ def main() -> None:
     if not (args.model_dir / "model.pt").exists():
         write_model_dir(args.model_dir, "large")
     rec = Recognizer.load(args.model_dir, device="cpu", dtype="fp32", warmup=False)
-    net = rec.model.network
+    net = rec.engine.model.network
     enc = net.modality_encoders["AUDIO"]
     front, positional = net._time_major_parts()
     gen = torch.Generator().manual_seed(0)
@@ -77,7 +77,7 @@ def main() -> None:
         rows.append(("positional convolutions, 2 x 30 s of frames", lambda: positional(feats, None)))
         for seconds in (5, 30):
             clip = waves(seconds, 1)
-            rows.append((f"whole pass, {seconds} s clip", lambda clip=clip: rec._run(clip)))
+            rows.append((f"whole pass, {seconds} s clip", lambda clip=clip: rec.engine.embed(clip)))
         for name, fn in rows:
             fast, plain = side_by_side(net, fn, args.repeats)
             print(f"{name:<46} time-major {fast:8.1f} ms   channel-major {plain:8.1f} ms   "

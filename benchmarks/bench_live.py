@@ -116,7 +116,7 @@ def main() -> int:
         service.serve([str(clip)], ["utterance"], [False])
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{__import__('torch').get_num_threads()}, load average {os.getloadavg()[0]:.1f}; model {model_dir.name} "
-          f"({rec.model.dtype_name}, {rec.model.device}); window 3 s, hop 0.5 s, chunks 0.1 s, Silero VAD on")
+          f"({rec.engine.dtype_name}, {rec.engine.device}); window 3 s, hop 0.5 s, chunks 0.1 s, Silero VAD on")
     print(f"{'listeners':>9} {'uploads':>8} {'updates':>8} {'silent':>7} {'dropped':>8} {'window s':>9} "
           f"{'median s':>9} {'p95 s':>7} {'max s':>7}  uploads: s (of which waiting for live passes)")
     for n in (int(x) for x in args.sessions.split(",")):

@@ -107,7 +107,7 @@ from emotion.audiostream import long_audio_loaders
 loader, streamer = long_audio_loaders(None)
 rec = Recognizer.load(sys.argv[2], device="cpu", loader=loader, streamer=streamer)
 [result] = rec.recognize_long(sys.argv[1])
-print(result.input["duration_s"], result.chunks)
+print(result.input.duration_s, result.chunks)
 """
 
 

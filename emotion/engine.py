@@ -67,6 +67,8 @@ class Engine(ABC):
     dtype_name: str
     device: str
     on_gpu: bool = False
+    base_path: Path | None = None  # the folder whose encoder weights run, when not `path` (an adapted head)
+    adapter = None  # emotion.adapter.Adapter of an adapted head loaded on its base (None: as released)
     batch_size: int = 1
     batch_samples: int = 32 * 30 * SAMPLE_RATE
 

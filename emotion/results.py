@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from .audio import SAMPLE_RATE
+from .engine import ModelInfo
 from .files import write_folder
 from .labels import Label, label_keys
 from .timeline import Segment
@@ -45,6 +46,37 @@ def next_folder(output_root: str | os.PathLike) -> Path:
 
 
 @dataclass
+class InputInfo:
+    """What was analysed."""
+
+    name: str  # the file's name (or the caller's name for samples)
+    sha256: str | None  # the file's content hash (None for samples)
+    duration_s: float  # of the 16 kHz audio analysed
+    sample_rate: int  # of the source
+    channels: int  # of the source
+    channel: str = "mix"  # which: "mix", "left", "right", "mono", "channel 3", ...
+    path: str | None = None  # the path as the caller gave it (None for samples)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        if out["path"] is None:
+            del out["path"]
+        return out
+
+
+@dataclass
+class Timing:
+    """Milliseconds spent on a result."""
+
+    decode_ms: float = 0.0  # reading and decoding the file, resampling included
+    resample_ms: float = 0.0  # of which: resampling to 16 kHz
+    inference_ms: float = 0.0  # the model and the head, this result's share
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class EmotionResult:
     emotion: str
     confidence: float
@@ -52,14 +84,14 @@ class EmotionResult:
     labels: list[Label]
     granularity: str
     embedding: np.ndarray  # (D,) for utterance, (T, D) for frame
-    input: dict  # name, sha256, duration_s, sample_rate, channels, channel
-    model: dict  # name, dtype, device
-    timing: dict  # decode_ms, inference_ms
-    chunks: int = 1  # > 1 when a long clip was analysed in windows
+    input: InputInfo
+    model: ModelInfo
+    timing: Timing
+    chunks: int = 1  # > 1 when a long clip was analysed in windows (emotion.sources)
     chunk_s: float | None = None
     warnings: list[str] = field(default_factory=list)
     silent: bool = False  # nothing to judge: the emotion is the model's guess, not to be shown as a finding
-    windows: list[Segment] | None = None  # a file analysed as a stream: what each window gave
+    windows: list[Segment] | None = None  # what each window gave, when there are several
     frame_starts: np.ndarray | None = None  # (T,) seconds, frame granularity only
     frame_scores: np.ndarray | None = None  # (T, C)
     segments: list[Segment] = field(default_factory=list)
@@ -87,9 +119,9 @@ class EmotionResult:
             "top": self.top,
             "granularity": self.granularity,
             "timestamp": self.timestamp,
-            "input": self.input,
-            "model": self.model,
-            "timing": self.timing,
+            "input": self.input.to_dict(),
+            "model": self.model.to_dict(),
+            "timing": self.timing.to_dict(),
             "chunks": self.chunks,
             "chunk_s": self.chunk_s,
             "embedding_shape": list(self.embedding.shape),

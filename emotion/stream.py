@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import (FORMAT_CHANGE, INVALID, MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, TOO_LONG, Audio,
-                    AudioError, check_finite, check_format, check_length)
+from .audio import MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, AudioError, check_finite, check_format, check_length
 from .decode import decoded_float, select_channels
-from .errors import EmotionError
+from .errors import FORMAT_CHANGE, INVALID, TOO_LONG, EmotionError
 from .labels import Label
 from .resample import StreamResampler
+from .sources import Source, window_bounds
 
 WINDOW_S = 3.0  # seconds of audio each update judges
 HOP_S = 0.5  # seconds between updates
@@ -166,6 +166,7 @@ class ChunkStream:
         self.tape = _Tape(None if keep_s is None else max(self.window_len, round(keep_s * SAMPLE_RATE)))
         self.gate = SpeechGate(horizon_s=window_s + 2 * hop_s) if vad is True else (vad or None)
         self._next = self.hop_len
+        self.newest = np.zeros(0, np.float32)  # the 16 kHz samples the last push or flush gave
 
     @property
     def duration_s(self) -> float:
@@ -200,7 +201,7 @@ class ChunkStream:
         return self._take(self.resampler.flush())
 
     def _take(self, out: torch.Tensor) -> list[int]:
-        samples = out.numpy()
+        samples = self.newest = out.numpy()
         if len(samples):
             self.tape.append(samples, hold_from=self._next - self.window_len)  # the next window's start
             if self.gate is not None:
@@ -259,15 +260,46 @@ class StreamUpdate:
                 "model_ms": self.model_ms, **self.timing}
 
 
-def score_window(recognizer, samples: np.ndarray, start: int, end: int, speech: bool,
-                 name: str = "window") -> StreamUpdate:
-    """The update for one window: `recognize` on its 16 kHz samples, or silence."""
-    if not speech:
-        return StreamUpdate(start, end, False)
-    began = time.perf_counter()
-    res = recognizer.recognize(samples, sample_rate=SAMPLE_RATE, name=name)
-    return StreamUpdate(start, end, True, res.scores, res.label, res.confidence,
-                        round((time.perf_counter() - began) * 1000, 2))
+@dataclass
+class DueWindow:
+    """A hop whose window is due: its bounds (16 kHz sample positions), whether the hop holds
+    speech, and the window's samples (None for silence, which the model does not judge)."""
+
+    start: int
+    end: int
+    speech: bool
+    samples: np.ndarray | None = None
+
+
+class WholeRecording:
+    """The whole input's result, built as it streams: the 16 kHz audio is cut into the
+    recognizer's windows (emotion.sources.window_bounds: the cuts a file gets, whole or streamed)
+    and each is scored once complete, so memory stays two windows whatever the length and
+    result() is what recognize() gives for the same audio."""
+
+    def __init__(self, recognizer, name: str, rate: int, granularity: str = "utterance"):
+        self.recognizer = recognizer
+        self.source = Source(name, rate, 1, ["mix"], window_s=recognizer.opener.window_s)
+        [self.tally] = recognizer.tallies(self.source, granularity)
+        self.window = int(self.source.window_s * SAMPLE_RATE)
+        self._held = np.zeros(0, np.float32)
+
+    def add(self, samples: np.ndarray) -> None:
+        self._held = np.concatenate([self._held, samples])
+        while len(self._held) >= 2 * self.window:  # keep one back: the last two share what is left
+            self._score(self.window)
+
+    def _score(self, size: int) -> None:
+        self.recognizer.score_windows([(self.tally, self.source.samples, self._held[:size])])
+        self.source.samples += size
+        self._held = self._held[size:]
+
+    def result(self, channels: int, warnings: list[str]):
+        check_length(self.source.name, self.source.samples + len(self._held), SAMPLE_RATE)  # recognize's refusal
+        for start, end in window_bounds(len(self._held), self.window):
+            self._score(end - start)
+        self.source.channels, self.source.warnings = channels, list(warnings)
+        return self.recognizer.result(self.tally)
 
 
 class StreamingRecognizer:
@@ -276,46 +308,89 @@ class StreamingRecognizer:
 
     latest_only: when one feed() makes several hops due (the caller fell behind), judge only the
     newest and count the others in `skipped`.  max_s: the longest input taken (None: no cap).
-    keep_s: seconds of audio held (None: all of it, which finish() needs; a stream of unbounded
-    length holds only what its windows need, and finish() is then refused)."""
+    keep_s: seconds of audio held for the updates' windows (None: the window and a hop).
+    granularity: of finish()'s result, which is built as the audio comes (WholeRecording; whole=False
+    leaves it out, for a caller that analyses the recording elsewhere, like the Live tab).
+
+    feed() = push() (take a chunk: the due windows, no model) + judge() (one window, the model):
+    a caller that runs the model elsewhere (a worker thread) calls the two apart."""
 
     def __init__(self, recognizer, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S,
                  vad=True, latest_only: bool = False, name: str = "stream", max_s: float | None = MAX_DURATION_S,
-                 keep_s: float | None = None):
+                 keep_s: float | None = None, granularity: str = "utterance", whole: bool = True):
         self.recognizer = recognizer
-        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, keep_s, max_s, name)
+        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, keep_s or window_s + hop_s, max_s, name)
+        self.whole = WholeRecording(recognizer, name, self.stream.rate, granularity) if whole else None
         self.latest_only = latest_only
         self.skipped = 0
         self._flushed = False
 
-    def feed(self, chunk) -> list[StreamUpdate]:
+    @property
+    def rate(self) -> int:
+        return self.stream.rate
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of input taken so far."""
+        return self.stream.duration_s
+
+    @property
+    def level_db(self) -> float:
+        """Loudness of the newest chunk."""
+        return self.stream.level_db
+
+    @property
+    def held_bytes(self) -> int:
+        """Audio held for the updates' windows."""
+        return self.stream.tape.nbytes
+
+    def push(self, chunk) -> list[DueWindow]:
+        """Take a chunk: the windows it makes due (silence flagged), oldest first; only the
+        newest carries its samples when latest_only."""
         if self._flushed:
             raise RuntimeError("the stream has been flushed: start a new StreamingRecognizer")
-        return self._updates(self.stream.push(chunk))
+        return self._due(self.stream.push(chunk))
+
+    def _due(self, ends: list[int]) -> list[DueWindow]:
+        s = self.stream
+        if self.whole is not None:
+            self.whole.add(s.newest)
+        out = []
+        for i, end in enumerate(ends):
+            speech = s.speech(end)
+            keep = speech and (not self.latest_only or i == len(ends) - 1)
+            out.append(DueWindow(max(0, end - s.window_len), end, speech, s.window(end) if keep else None))
+        return out
+
+    def judge(self, due: DueWindow) -> StreamUpdate:
+        """The update for a due window: `recognize` on its 16 kHz samples, or silence."""
+        if not due.speech:
+            return StreamUpdate(due.start, due.end, False)
+        began = time.perf_counter()
+        res = self.recognizer.recognize(due.samples, sample_rate=SAMPLE_RATE, name=self.stream.name)
+        return StreamUpdate(due.start, due.end, True, res.scores, res.label, res.confidence,
+                            round((time.perf_counter() - began) * 1000, 2))
+
+    def _updates(self, due: list[DueWindow]) -> list[StreamUpdate]:
+        if self.latest_only and len(due) > 1:
+            self.skipped += len(due) - 1
+            due = due[-1:]
+        return [self.judge(d) for d in due]
+
+    def feed(self, chunk) -> list[StreamUpdate]:
+        return self._updates(self.push(chunk))
 
     def flush(self) -> list[StreamUpdate]:
         """End of input: the updates for the hops its last samples complete."""
         if self._flushed:
             return []
         self._flushed = True
-        return self._updates(self.stream.flush())
+        return self._updates(self._due(self.stream.flush()))
 
-    def _updates(self, ends: list[int]) -> list[StreamUpdate]:
-        if self.latest_only and len(ends) > 1:
-            self.skipped += len(ends) - 1
-            ends = ends[-1:]
-        s = self.stream
-        return [score_window(self.recognizer, s.window(e), max(0, e - s.window_len), e, s.speech(e), s.name)
-                for e in ends]
-
-    def finish(self, granularity: str = "utterance"):
-        """The EmotionResult of everything fed, as `recognize` gives it for the same audio."""
-        s = self.stream
-        if s.tape.keep is not None:
-            raise RuntimeError("finish() needs all the audio: this stream was made with keep_s, which "
-                               "holds only the newest; recognize the whole recording instead")
+    def finish(self, warnings: list[str] | None = None):
+        """The EmotionResult of everything fed, as `recognize` gives it for the same audio
+        (`warnings`: what the caller's decoder had to say)."""
+        if self.whole is None:
+            raise RuntimeError("this stream was made with whole=False: it keeps no whole result")
         self.flush()
-        samples = s.tape.get(0, s.tape.end)
-        check_length(s.name, len(samples), SAMPLE_RATE)  # the refusal recognize gives
-        audio = Audio(samples, s.name, s.rate, s.channels or 1)
-        return self.recognizer.analyse([audio], granularity)[0]
+        return self.whole.result(self.stream.channels or 1, warnings or [])

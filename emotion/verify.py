@@ -47,12 +47,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def reference_scores(rec: Recognizer, theirs: dict) -> dict[str, float]:
     """funasr's scores; for an adapted head (which funasr cannot load), that head applied to
     funasr's utterance embedding, so the base network is checked end to end."""
-    keys = [lb.key for lb in rec.model.labels if not lb.masked]
-    if rec.model.adapter is None:
+    keys = [lb.key for lb in rec.labels if not lb.masked]
+    if rec.engine.adapter is None:
         return dict(zip(keys, theirs["scores"]))
     feats = np.asarray(theirs["feats"], dtype=np.float32)
     utterance = feats if feats.ndim == 1 else feats.mean(axis=0)
-    return dict(zip(keys, map(float, rec.head_scores(utterance[None])[0])))
+    return dict(zip(keys, map(float, rec.scores(utterance[None])[0])))
 
 
 def base_weights_match(rec: Recognizer) -> bool | None:
@@ -60,9 +60,9 @@ def base_weights_match(rec: Recognizer) -> bool | None:
     head was trained on (loading checks only its size); None for a released model."""
     from .files import file_sha256
 
-    if rec.model.adapter is None:
+    if rec.engine.adapter is None:
         return None
-    return file_sha256(rec.model.base_path / "model.pt") == rec.model.adapter.base.get("model_sha256")
+    return file_sha256(rec.engine.base_path / "model.pt") == rec.engine.adapter.base.get("model_sha256")
 
 
 def compare(rec: Recognizer, ref, path: Path, granularity: str) -> Comparison:
@@ -77,5 +77,5 @@ def compare(rec: Recognizer, ref, path: Path, granularity: str) -> Comparison:
 
 
 def verify(rec: Recognizer, clips: list[Path]) -> list[Comparison]:
-    ref = reference_model(rec.model.base_path or rec.model.path)
+    ref = reference_model(rec.engine.base_path or rec.engine.path)
     return [compare(rec, ref, clip, g) for clip in clips for g in ("utterance", "frame")]

@@ -121,7 +121,7 @@ def test_moved_or_changed_base_model(tiny_model, tmp_path):
     base = shutil.copytree(tiny_model, tmp_path / "base")
     head = {"weight": torch.zeros(2, 64), "bias": torch.zeros(2)}
     folder = write_adapter(tmp_path / "m", ["a", "b"], head, base_record(base, tmp_path / "m"), {})
-    assert Recognizer.load(folder, device="cpu", warmup=False).model_info()["base"] == "base"
+    assert Recognizer.load(folder, device="cpu", warmup=False).model_info().base == "base"
     moved = shutil.copytree(folder, tmp_path / "x" / "y" / "m")  # its relative path to the base breaks
     Recognizer.load(moved, device="cpu", warmup=False)  # found at the absolute path
     (base / "config.yaml").write_text((base / "config.yaml").read_text() + "# edited\n")

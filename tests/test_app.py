@@ -178,7 +178,7 @@ def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
 
     with open(saved[0] / "batch_results.csv", encoding="utf-8") as fh:
         header = fh.readline().strip().split(",")
-    assert header == list(row_schema(label_keys(tiny_recognizer.model.labels)))  # `emotion batch`'s columns
+    assert header == list(row_schema(label_keys(tiny_recognizer.labels)))  # `emotion batch`'s columns
     import zipfile
 
     with zipfile.ZipFile(saved[0] / "embeddings.zip") as zf:
@@ -380,9 +380,9 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
     client = Client(url, verbose=False)
     view = recognize(client, call, channels="each")
     refs = tiny_recognizer.recognize(str(call), channels="each")
-    assert [r.input["channel"] for r in refs] == ["left", "right"]
+    assert [r.input.channel for r in refs] == ["left", "right"]
     for ref in refs:
-        assert f"| {ref.input['channel']} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]
+        assert f"| {ref.input.channel} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]
     assert view["json"]["input"]["channel"] == "left" and "right ->" in view["log"]
     assert len(service.history("browser-a")) == 2  # a folder per channel
     answer = client.predict(handle_file(str(call)), "utterance", False, "right", api_name="/analyse")

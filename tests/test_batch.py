@@ -80,7 +80,7 @@ def test_folder_of_mixed_and_broken_files_gives_the_full_table(tiny_model, tiny_
 
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    keys = label_keys(tiny_recognizer.model.labels)
+    keys = label_keys(tiny_recognizer.labels)
     assert list(rows[0]) == ["id", "path", "label", "emotion", "confidence", *keys, "duration_s", "size",
                              "mtime_ns", "sha256", "warnings", "error"]
     by_path = {Path(r["path"]).relative_to(batch_inputs).as_posix(): r for r in rows}
@@ -95,8 +95,8 @@ def test_folder_of_mixed_and_broken_files_gives_the_full_table(tiny_model, tiny_
         assert row["error"] == row["warnings"] == "" and row["emotion"] == ref.emotion
         assert abs(float(row["confidence"]) - ref.confidence) <= TOL
         assert max(abs(float(row[k]) - ref.scores[k]) for k in keys) <= TOL
-        assert float(row["duration_s"]) == pytest.approx(ref.input["duration_s"])
-        assert row["sha256"] == ref.input["sha256"]
+        assert float(row["duration_s"]) == pytest.approx(ref.input.duration_s)
+        assert row["sha256"] == ref.input.sha256
         assert int(row["size"]) == (batch_inputs / name).stat().st_size
 
 

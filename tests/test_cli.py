@@ -71,7 +71,7 @@ def test_verify_fails_when_weights_differ(tiny_model, tmp_path):
     from emotion.app.cli import synthetic_clips
 
     rec = Recognizer.load(d, device="cpu", warmup=False)
-    rec.model.network.proj.weight.data[0] += 0.5  # our copy only
+    rec.engine.model.network.proj.weight.data[0] += 0.5  # our copy only
     clip = synthetic_clips(tmp_path)[0]
     threads = torch.get_num_threads()
     torch.set_num_threads(3)  # not funasr's default of 4, which AutoModel would set process-wide
@@ -88,7 +88,7 @@ def test_every_option_has_help_and_no_default_none():
 
     from emotion.app.cli import build_parser
     from emotion.app.server import build_parser as app_parser
-    from emotion.app.settings import Settings
+    from emotion.settings import Settings
 
     parsers = [app_parser(Settings())]
     for action in build_parser()._actions:

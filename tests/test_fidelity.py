@@ -37,7 +37,7 @@ def test_files_match_funasr(mid_recognizer, mid_reference, audio_dir, name, gran
     ours = mid_recognizer.recognize(path, granularity=granularity)
     theirs = mid_reference.generate(str(path), granularity=granularity, extract_embedding=True,
                                     disable_pbar=True)[0]
-    _check(ours, theirs, mid_recognizer.model.labels)
+    _check(ours, theirs, mid_recognizer.labels)
 
 
 @pytest.mark.parametrize("name", SAMPLE_CASES)
@@ -53,7 +53,7 @@ def test_compressed_formats_match_funasr_on_decoded_samples(mid_recognizer, mid_
         ours = mid_recognizer.recognize(wave.numpy(), sample_rate=rate, granularity=g)
         theirs = mid_reference.generate(wave.numpy(), fs=rate, granularity=g, extract_embedding=True,
                                         disable_pbar=True)[0]
-        _check(ours, theirs, mid_recognizer.model.labels)
+        _check(ours, theirs, mid_recognizer.labels)
 
 
 def test_per_layer_alibi_scales_match_funasr(per_layer_model, audio_dir):
@@ -63,7 +63,7 @@ def test_per_layer_alibi_scales_match_funasr(per_layer_model, audio_dir):
         ours = rec.recognize(audio_dir / name, granularity="frame")
         theirs = ref.generate(str(audio_dir / name), granularity="frame", extract_embedding=True,
                               disable_pbar=True)[0]
-        _check(ours, theirs, rec.model.labels)
+        _check(ours, theirs, rec.labels)
 
 
 def test_batched_mixed_lengths_equal_one_at_a_time(mid_model, audio_dir):
@@ -92,7 +92,7 @@ def test_time_major_convolutions_compute_the_channel_major_ones_without_layout_c
 
     from emotion.audio import normalize
 
-    net = mid_recognizer.model.network
+    net = mid_recognizer.engine.model.network
     enc = net.modality_encoders["AUDIO"]
     fe, rpe = enc.local_encoder, enc.relative_positional_encoder
     wav = torch.stack([normalize(torch.from_numpy(load_audio(audio_dir / n).samples[:24000]))

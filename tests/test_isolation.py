@@ -96,4 +96,4 @@ def test_recognizer_with_isolated_loader_keeps_going(tiny_recognizer, decoder, c
     out = rec.recognize_many([clip / "ok.wav", clip / "crash.wav", audio_dir / "clip.flac"])
     assert out[1].code == DECODER_CRASHED
     assert out[0].scores == pytest.approx(tiny_recognizer.recognize(clip / "ok.wav").scores, abs=1e-6)
-    assert out[2].input["name"] == "clip.flac"
+    assert out[2].input.name == "clip.flac"

@@ -52,7 +52,7 @@ def wait_idle(hub: LiveHub, key: str, timeout: float = 10.0):
 def gated_recognizer(tiny_model):
     """A recognizer of its own whose forward pass can be held (gate) or slowed (delay)."""
     rec = Recognizer(load_model(tiny_model, "cpu"))
-    net = rec.model.network
+    net = rec.engine.model.network
     real = net.forward
     gate, control = threading.Event(), {"delay": 0.0, "calls": []}
     gate.set()

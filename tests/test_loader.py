@@ -106,14 +106,14 @@ def test_int8_mode_quantises_the_transformer_and_stays_close(mid_model, audio_di
     model.quantize_linears to torchao >= 0.18 then (benchmarks/bench_int8.py has the exact call)."""
     fp32 = Recognizer(load_model(mid_model, device="cpu"))
     int8 = Recognizer(load_model(mid_model, device="cpu", dtype="int8"))
-    assert int8.model_info()["dtype"] == "int8"
+    assert int8.model_info().dtype == "int8"
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    net = int8.model.network
+    net = int8.engine.model.network
     parts = (net.modality_encoders, net.blocks)
     linears = [m for part in parts for m in part.modules() if isinstance(m, torch.nn.Linear | DynamicLinear)]
-    expected = sum(isinstance(m, torch.nn.Linear) for part in (fp32.model.network.modality_encoders,
-                                                                fp32.model.network.blocks) for m in part.modules())
+    expected = sum(isinstance(m, torch.nn.Linear) for part in (fp32.engine.model.network.modality_encoders,
+                                                                fp32.engine.model.network.blocks) for m in part.modules())
     assert len(linears) == expected > 0 and all(isinstance(m, DynamicLinear) for m in linears)
     assert isinstance(net.proj, torch.nn.Linear) and not isinstance(net.proj, DynamicLinear)
     clip = audio_dir / "mono_16000.wav"

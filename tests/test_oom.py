@@ -15,7 +15,7 @@ def setup(tiny_recognizer, audio_dir, monkeypatch):
     rec = Recognizer(tiny_recognizer.model, batch_size=8, max_padding=10.0)  # the 8 clips in one batch
     clips = [load_audio(p) for p in sorted(audio_dir.glob("*.wav"))[:8]]
     expected = rec.analyse(clips)
-    network = rec.model.network
+    network = rec.engine.model.network
     real, sizes = network.forward, []
 
     def inject(limit):
@@ -35,7 +35,7 @@ def test_the_batch_is_split_until_it_fits(setup):
     got = rec.analyse(clips)
     assert sizes == [8, 4, 2, 2, 4, 2, 2]  # halved twice, then four batches of two succeed
     for a, b in zip(got, expected):
-        assert a.input["name"] == b.input["name"]
+        assert a.input.name == b.input.name
         assert np.allclose(a.embedding, b.embedding, atol=1e-5)
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
 

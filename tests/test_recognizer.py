@@ -10,28 +10,57 @@ import torch
 
 from emotion import AudioError, Recognizer, write_result
 from emotion.audio import load_audio, normalize
+from emotion.sources import AudioOpener, window_bounds
 from emotion.timeline import segments
 from tests.media import speechlike
 
 
-def test_long_clip_is_chunked_and_memory_bounded(tiny_recognizer):
-    rec = Recognizer(tiny_recognizer.model, chunk_s=2.0)
+def test_windows_cut_as_a_stream_cuts():
+    """Up to a window: one; longer: whole windows while two are held, the last two share the rest."""
+    w = 100
+    assert window_bounds(100, w) == [(0, 100)]
+    assert window_bounds(150, w) == [(0, 75), (75, 150)]
+    assert window_bounds(250, w) == [(0, 100), (100, 175), (175, 250)]
+    assert window_bounds(300, w) == [(0, 100), (100, 200), (200, 300)]
+    for total in (1, 99, 201, 1234):
+        bounds = window_bounds(total, w)
+        assert bounds[0][0] == 0 and bounds[-1][1] == total
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(e - s <= w for s, e in bounds) and (len(bounds) == 1 or min(e - s for s, e in bounds) >= w // 2)
+
+
+def test_long_clip_is_windowed_each_window_normalised_alone(tiny_recognizer):
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(window_s=2.0))
     samples = speechlike(7.0, 16000)[:, 0]
     res = rec.recognize(samples, sample_rate=16000, granularity="frame")
-    assert res.chunks == 4 and res.chunk_s == 2.0  # 7 s in 4 equal windows of 1.75 s
-    assert res.to_dict()["chunks"] == 4
-    # windows are the normalised whole clip cut in pieces, each run alone
-    wave = normalize(torch.from_numpy(samples))
-    pieces = rec._windows(wave)
-    assert [o for o, _ in pieces] == [0, 28000, 56000, 84000]
-    expected = torch.cat(rec._run([p for _, p in pieces[:1]]) + rec._run([p for _, p in pieces[1:2]])
-                         + rec._run([p for _, p in pieces[2:3]]) + rec._run([p for _, p in pieces[3:]]))
-    assert np.allclose(res.embedding, expected.numpy(), atol=1e-5)
+    assert res.chunks == 4 and res.chunk_s == 2.0  # 2 s, 2 s, then the last 3 s shared: 1.5 s, 1.5 s
+    assert res.to_dict()["chunks"] == 4 and [w.start for w in res.windows] == [0, 2.0, 4.0, 5.5]
+    bounds = window_bounds(len(samples), 32000)
+    expected = np.concatenate([rec.engine.embed([normalize(torch.from_numpy(samples[a:b])).numpy()])[0]
+                               for a, b in bounds])
+    assert np.allclose(res.embedding, expected, atol=1e-5)
     assert res.frame_starts[0] == 0 and abs(res.frame_starts[-1] - 6.98) < 0.05
     assert np.all(np.diff(res.frame_starts) > 0)
-    # a clip inside the window is never chunked
+    # a clip inside the window is never cut, and is normalised whole, as the reference does
     short = rec.recognize(samples[: 16000], sample_rate=16000)
-    assert short.chunks == 1 and short.chunk_s is None
+    assert short.chunks == 1 and short.chunk_s is None and short.windows is None
+
+
+def test_scores_do_not_depend_on_whether_a_file_is_read_whole_or_streamed(tiny_model, tmp_path):
+    """The same file just under the streaming threshold (decoded whole) and just over it
+    (streamed in bounded memory) gives the same scores, frame scores and windows."""
+    path = tmp_path / "long.flac"
+    sf.write(path, speechlike(9.3, 22050), 22050)  # stereo, resampled: the stream's resampler too
+    engine = Recognizer.load(tiny_model, device="cpu", warmup=False).engine
+    whole = Recognizer(engine, AudioOpener(None, stream_above_s=9.4, window_s=2.0))
+    streamed = Recognizer(engine, AudioOpener(None, stream_above_s=9.2, window_s=2.0))
+    assert whole.opener.read_whole(path) and not streamed.opener.read_whole(path)
+    a, b = (r.recognize(path, granularity="frame") for r in (whole, streamed))
+    assert a.chunks == b.chunks == 5 and a.input.duration_s == b.input.duration_s
+    assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-6
+    assert np.abs(a.frame_scores - b.frame_scores).max() <= 1e-6
+    assert [(w.start, w.end, w.emotion) for w in a.windows] == [(w.start, w.end, w.emotion) for w in b.windows]
+    assert a.audio is not None and b.audio is None  # only the one held whole has its audio to save
 
 
 def test_frame_granularity_gives_per_frame_scores_and_timeline(tiny_recognizer, audio_dir):
@@ -39,10 +68,10 @@ def test_frame_granularity_gives_per_frame_scores_and_timeline(tiny_recognizer, 
     t = res.embedding.shape[0]
     assert res.frame_scores.shape == (t, 9)
     assert np.allclose(res.frame_scores.sum(1), 1, atol=1e-5)
-    head = tiny_recognizer._head(torch.from_numpy(res.embedding[3])).numpy()
+    head = tiny_recognizer.scores(res.embedding[3])
     assert np.allclose(res.frame_scores[3], head, atol=1e-6)
     segs = res.segments
-    assert segs[0].start == 0 and abs(segs[-1].end - res.input["duration_s"]) < 1e-6
+    assert segs[0].start == 0 and abs(segs[-1].end - res.input.duration_s) < 1e-6
     assert all(a.end == pytest.approx(b.start) for a, b in zip(segs, segs[1:]))
     # utterance scores are those of the mean embedding, as in the reference
     utt = tiny_recognizer.recognize(audio_dir / "mono_16000.wav")
@@ -115,19 +144,19 @@ def test_many_decodes_the_next_group_while_this_one_is_analysed(tiny_recognizer,
         started[index[str(path)]].set()
         return load_audio(path)
 
-    rec = Recognizer(tiny_recognizer.model, loader=loader)
-    real, overlapped = rec.analyse, []
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(load=loader))
+    real, overlapped = rec.analyse_sources, []
 
-    def analyse(clips, granularity="utterance"):
-        if clips[0].name == files[0].name:  # group 0, files 0 and 1
+    def analyse(sources, granularity="utterance"):
+        if sources[0].name == files[0].name:  # group 0, files 0 and 1
             overlapped.append(started[2].wait(10) or started[3].wait(0))
-        return real(clips, granularity)
+        return real(sources, granularity)
 
-    rec.analyse = analyse
+    rec.analyse_sources = analyse
     seen = []
     out = rec.recognize_many(files, group=2, on_result=lambda i, r: seen.append(i))
     assert overlapped == [True]
-    assert seen == [0, 1, 2, 3] and [r.input["name"] for r in out] == [f.name for f in files]
+    assert seen == [0, 1, 2, 3] and [r.input.name for r in out] == [f.name for f in files]
     expected = tiny_recognizer.recognize_many(files, group=1)  # one at a time: padded batches differ by ~1e-6
     assert max(abs(a.scores[k] - b.scores[k]) for a, b in zip(out, expected) for k in a.scores) <= 1e-4
 

@@ -23,7 +23,7 @@ from emotion.batch.rows import row_schema
 from emotion.batch.sinks import open_sink, read_rows
 from emotion.isolation import IsolatedDecoder
 from emotion.labels import label_keys
-from emotion.audiostream import long_audio_loaders
+from emotion.sources import AudioOpener
 from tests.media import encode, opus_with_preskip, speechlike, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,13 +187,13 @@ def test_channel_choice_decodes_each_side(call, tmp_path):
 
 def test_each_channel_gets_its_own_result(tiny_recognizer, call):
     left, right = tiny_recognizer.recognize(call, channels="each")
-    assert (left.input["channel"], right.input["channel"]) == ("left", "right")
+    assert (left.input.channel, right.input.channel) == ("left", "right")
     assert left.to_dict()["input"]["channel"] == "left"
     assert left.scores != right.scores
     # the head runs once for both channels (one matrix product): equal to one channel alone up to rounding
     assert left.scores == pytest.approx(tiny_recognizer.recognize(call, channels="left").scores, abs=1e-6)
     mixed = tiny_recognizer.recognize(call)
-    assert mixed.input["channel"] == "mix" and mixed.scores not in (left.scores, right.scores)
+    assert mixed.input.channel == "mix" and mixed.scores not in (left.scores, right.scores)
     [[a, b], err] = tiny_recognizer.recognize_many([call, call.with_name("missing.wav")], channels="each")
     assert a.scores == left.scores and b.scores == right.scores and isinstance(err, AudioError)
     with IsolatedDecoder() as decoder:
@@ -245,25 +245,25 @@ def test_batch_rows_carry_warnings_channels_and_no_emotion_for_silence(tiny_mode
 
 
 def test_long_files_are_streamed_window_by_window(tiny_model, call, tmp_path):
-    loader, streamer = long_audio_loaders(None, stream_above_s=3.0, window_s=1.5)
-    rec = Recognizer.load(tiny_model, device="cpu", warmup=False, loader=loader, streamer=streamer)
-    [left, right] = rec.recognize(call, channels="each", granularity="frame")  # 4 s: over 3 s, streamed
+    rec = Recognizer.load(tiny_model, device="cpu", warmup=False,
+                          opener=AudioOpener(None, stream_above_s=3.0, window_s=1.5))
+    [left, right] = rec.recognize_channels(call, granularity="frame")  # 4 s: over 3 s, streamed
     assert left.chunks == 3 and [(w.start, w.end) for w in left.windows] == [(0, 1.5), (1.5, 2.75), (2.75, 4.0)]
-    assert left.input["duration_s"] == 4.0 and left.audio is None and left.embedding.shape == (3, 64)
+    assert left.input.duration_s == 4.0 and left.audio is None and left.embedding.shape == (3, 64)
     assert left.frame_scores.shape[0] == pytest.approx(200, abs=3) and left.segments[-1].end == 4.0
     assert "windows" in left.to_dict() and left.scores != right.scores
     # what a window gave is what that window's audio gives on its own
     clip = load_channels(call, channels="each")[0].samples
     alone = rec.recognize(clip[24000:44000], sample_rate=16000)
     assert left.windows[1].scores == pytest.approx(alone.scores, abs=1e-6)
-    held = Recognizer(rec.model, chunk_s=1.5, loader=partial(load_channels, max_duration_s=3.0))
-    with pytest.raises(AudioError, match="longer than the 3 s limit"):  # no streamer: refused, as the web app does
+    held = Recognizer(rec.engine, AudioOpener(3.0, stream_above_s=3.0, window_s=1.5))
+    with pytest.raises(AudioError, match="longer than the 3 s limit"):  # capped: refused, as the web app does
         held.recognize(call)
 
 
 def test_the_batch_job_streams_what_it_cannot_hold(tiny_model, call, audio_dir, tmp_path, monkeypatch):
-    import emotion.audiostream
     import emotion.batch.job
+    import emotion.sources
     from emotion.files import file_sha256
 
     hashed = []
@@ -272,12 +272,12 @@ def test_the_batch_job_streams_what_it_cannot_hold(tiny_model, call, audio_dir, 
         hashed.append(Path(path).name)
         return file_sha256(path)
 
-    for module in (emotion.audiostream, emotion.batch.job):
+    for module in (emotion.sources, emotion.batch.job):
         monkeypatch.setattr(module, "file_sha256", counting_sha256)
-    loader, streamer = long_audio_loaders(None, stream_above_s=3.0, window_s=1.5)
-    rec = Recognizer.load(tiny_model, device="cpu", warmup=False, loader=loader, streamer=streamer)
+    rec = Recognizer.load(tiny_model, device="cpu", warmup=False,
+                          opener=AudioOpener(None, stream_above_s=3.0, window_s=1.5))
     items = [BatchItem(str(call), "call"), BatchItem(str(audio_dir / "mono_16000.wav"), "short")]
-    sink = open_sink(tmp_path / "out.jsonl", row_schema(label_keys(rec.model.labels), channels=True))
+    sink = open_sink(tmp_path / "out.jsonl", row_schema(label_keys(rec.labels), channels=True))
     summary = run_job(items, sink, local_scorer(rec, channels="right"), progress=False)
     assert hashed.count(call.name) == 1  # the long file is read once to hash it, not again to stream it
     assert summary.rows[0]["sha256"] == file_sha256(call)
@@ -287,10 +287,11 @@ def test_the_batch_job_streams_what_it_cannot_hold(tiny_model, call, audio_dir, 
 
 
 def test_the_command_line_streams_long_files_unless_capped():
-    from emotion.app.settings import Settings
+    from emotion.settings import Settings
 
-    assert Settings().long_audio()[1] is not None  # no cap: files over 30 min are streamed
-    assert Settings(max_duration_s=1800).long_audio()[1] is None  # a cap at or under 30 min: refused
+    assert Settings().opener().streams  # no cap: files over 30 min are streamed
+    assert not Settings(max_duration_s=1800).opener().streams  # a cap at or under 30 min: refused
+    assert not Settings().opener(app=True).streams  # the web app's users: the 30 min cap
     assert Settings().app_max_duration_s == 1800 and Settings(max_duration_s=600).app_max_duration_s == 600
 
 
@@ -298,10 +299,10 @@ def test_the_command_line_streams_long_files_unless_capped():
 PEAK_MEMORY = textwrap.dedent("""
     import sys
     from emotion.audio import load_channels
-    from emotion.audiostream import AudioStream
+    from emotion.sources import FileStream
 
     if sys.argv[1] == "stream":
-        for window in AudioStream(sys.argv[2], window_s=10, channels="each").windows():
+        for window in FileStream(sys.argv[2], window_s=10, channels="each").windows():
             pass
     else:
         load_channels(sys.argv[2], max_duration_s=None, channels="each")

@@ -37,7 +37,7 @@ def test_bucketed_batches_equal_one_clip_at_a_time(mid_pair, audio_dir, monkeypa
     alone, bucketed = mid_pair
     clips = [load_audio(p) for p in sorted(audio_dir.glob("*.wav"))]
     assert len({len(c.samples) for c in clips}) > 3 and len(clips) >= 5  # mixed lengths, a split batch
-    network, real, shapes = bucketed.model.network, bucketed.model.network.forward, []
+    network, real, shapes = bucketed.engine.model.network, bucketed.engine.model.network.forward, []
 
     def forward(batch, lengths=None, **kwargs):
         shapes.append((tuple(batch.shape), lengths is not None))
@@ -51,7 +51,7 @@ def test_bucketed_batches_equal_one_clip_at_a_time(mid_pair, audio_dir, monkeypa
     assert any(rows > 1 for (rows, _), _ in shapes)  # really batched, padded
     for clip, b in zip(clips, together):
         single = alone.analyse([clip], "frame")[0]
-        assert b.input["name"] == single.input["name"]
+        assert b.input.name == single.input.name
         assert b.embedding.shape == single.embedding.shape
         assert max(abs(b.scores[k] - single.scores[k]) for k in b.scores) <= SCORE_BOUND
         assert cosine(b.embedding, single.embedding) >= COSINE_BOUND
@@ -69,7 +69,7 @@ def test_a_lone_clip_padded_to_the_next_second_is_unchanged(mid_pair):
 
 
 def test_always_mask_is_the_unmasked_pass(tiny_recognizer):
-    network = tiny_recognizer.model.network
+    network = tiny_recognizer.engine.model.network
     gen = torch.Generator().manual_seed(1)
     batch = torch.stack([normalize(0.1 * torch.randn(SAMPLE_RATE, generator=gen)) for _ in range(2)])
     with torch.inference_mode():
@@ -80,13 +80,13 @@ def test_always_mask_is_the_unmasked_pass(tiny_recognizer):
 
 
 def test_exact_fp32_turns_tf32_off_for_the_pass_only(tiny_recognizer, monkeypatch):
-    assert Runner(tiny_recognizer.model.network, torch.device("cuda"), torch.float32).exact
-    assert not Runner(tiny_recognizer.model.network, torch.device("cuda"), torch.float16).exact
-    assert not Runner(tiny_recognizer.model.network, torch.device("cpu"), torch.float32).exact
+    assert Runner(tiny_recognizer.engine.model.network, torch.device("cuda"), torch.float32).exact
+    assert not Runner(tiny_recognizer.engine.model.network, torch.device("cuda"), torch.float16).exact
+    assert not Runner(tiny_recognizer.engine.model.network, torch.device("cpu"), torch.float32).exact
 
     rec = Recognizer(tiny_recognizer.model)
-    rec.runner.exact = True  # as on CUDA in fp32; the flags are plain settings on a CPU build too
-    network, real, seen = rec.model.network, rec.model.network.forward, []
+    rec.engine.runner.exact = True  # as on CUDA in fp32; the flags are plain settings on a CPU build too
+    network, real, seen = rec.engine.model.network, rec.engine.model.network.forward, []
 
     def forward(*args, **kwargs):
         seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
@@ -107,13 +107,13 @@ def test_exact_fp32_turns_tf32_off_for_the_pass_only(tiny_recognizer, monkeypatc
 
 def test_gpu_paths_are_off_on_a_cpu(tiny_recognizer):
     rec = Recognizer(tiny_recognizer.model)
-    assert rec.runner.ladder is None and rec.runner.graphs is None  # the CPU pads nothing
+    assert rec.engine.runner.ladder is None and rec.engine.runner.graphs is None  # the CPU pads nothing
     forced = Recognizer(tiny_recognizer.model, ladder=ShapeLadder(), graphs=True)
-    assert forced.runner.ladder is not None and forced.runner.graphs is None  # graphs need CUDA
+    assert forced.engine.runner.ladder is not None and forced.engine.runner.graphs is None  # graphs need CUDA
 
 
 def test_graphs_can_be_turned_off_from_the_environment():
-    from emotion.app.settings import Settings
+    from emotion.settings import Settings
 
     assert Settings.from_env({}).engine_options() == {}
     assert Settings.from_env({"EMOTION_CUDA_GRAPHS": "1"}).engine_options() == {}
@@ -185,9 +185,9 @@ def test_attention_masks_are_converted_once_per_pass(mid_model):
     try:
         gen = torch.Generator().manual_seed(2)
         waves = [normalize(0.1 * torch.randn(n, generator=gen)) for n in (SAMPLE_RATE, SAMPLE_RATE + 4000)]
-        rec._run(waves)  # a padded batch: ALiBi bias plus padding mask
+        rec.engine.embed(waves)  # a padded batch: ALiBi bias plus padding mask
     finally:
         Attention.forward = real
-    assert len(seen) == rec.model.config.prenet_depth + rec.model.config.depth
+    assert len(seen) == rec.engine.model.config.prenet_depth + rec.engine.model.config.depth
     assert all(mask == x == torch.bfloat16 for mask, x, _ in seen)
     assert len({ident for _, _, ident in seen}) == 1  # one mask, shared by every block

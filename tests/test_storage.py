@@ -11,7 +11,7 @@ import pytest
 
 from emotion import files, write_result
 from emotion.app.outputs import sweep_outputs
-from emotion.app.settings import Settings
+from emotion.settings import Settings
 from emotion.errors import SettingsError
 from emotion.files import MANIFEST_FILE, ResultWriteError, is_complete
 

@@ -16,6 +16,8 @@ import torch
 from emotion.audio import SAMPLE_RATE, AudioError, load_audio
 from emotion.resample import resample
 from emotion.resample import StreamResampler
+from emotion.recognizer import Recognizer
+from emotion.sources import AudioOpener
 from emotion.stream import StreamingRecognizer
 from emotion.verify import SCORE_BOUND
 from tests.media import speechlike
@@ -49,7 +51,7 @@ def assert_same_result(a, b, bound: float = 1e-5) -> None:
     assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= bound
     assert a.embedding.shape == b.embedding.shape
     assert np.abs(a.embedding - b.embedding).max() <= 1e-4
-    assert abs(a.input["duration_s"] - b.input["duration_s"]) < 1e-3
+    assert abs(a.input.duration_s - b.input.duration_s) < 1e-3
 
 
 @pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
@@ -80,28 +82,29 @@ def test_updates_and_finish_equal_offline(tiny_recognizer, tmp_path, rate, chann
     assert assert_updates_match_offline(tiny_recognizer, updates, offline) == len(updates) == 8
     assert_same_result(stream.finish(), tiny_recognizer.recognize(path))
     assert stream.stream.channels == channels
-    framed = StreamingRecognizer(tiny_recognizer, rate, vad=False)
+    framed = StreamingRecognizer(tiny_recognizer, rate, vad=False, granularity="frame")
     feed_all(framed, samples, 4096)
-    a, b = framed.finish("frame"), tiny_recognizer.recognize(path, granularity="frame")
+    a, b = framed.finish(), tiny_recognizer.recognize(path, granularity="frame")
     assert_same_result(a, b)
     assert np.abs(a.frame_scores - b.frame_scores).max() <= 1e-4 and len(a.segments) == len(b.segments)
 
 
 @pytest.mark.parametrize("chunk_s", [0.05, 0.9, 4.0])
-def test_a_stream_holding_only_its_window_gives_the_same_updates(tiny_recognizer, chunk_s):
-    """keep_s: the stream holds about one window, not the whole input, yet every update equals the
-    stream that holds all, also when one chunk makes several windows due at once (4 s chunks, 1 s
-    window); finish() is refused, since the audio it needs is gone."""
+def test_a_stream_holds_only_its_windows_yet_finish_equals_the_whole(tiny_recognizer, chunk_s):
+    """The stream holds about one update window (and two of the recognizer's windows for the whole
+    result), not the input, also when one chunk makes several windows due at once (4 s chunks,
+    1 s window): every update equals `recognize` on its window, and finish() equals `recognize` on
+    all of it, here cut into four of the recognizer's (2 s) windows as a file would be."""
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(window_s=2.0))
     samples = speechlike(6.1, 22050, seed=3)[:, 0]
-    chunk = round(chunk_s * 22050)
-    whole = feed_all(StreamingRecognizer(tiny_recognizer, 22050, 1.0, 0.25, vad=False), samples, chunk)
-    bounded = StreamingRecognizer(tiny_recognizer, 22050, 1.0, 0.25, vad=False, keep_s=1.0, max_s=None)
-    updates = feed_all(bounded, samples, chunk)
-    assert [(u.start, u.end) for u in updates] == [(u.start, u.end) for u in whole] and len(updates) == 24
-    assert all(u.scores == w.scores for u, w in zip(updates, whole))
-    assert bounded.stream.tape.start > 0 and bounded.stream.tape.nbytes < 4 * (chunk + 2 * SAMPLE_RATE) * 4
-    with pytest.raises(RuntimeError, match="keep_s"):
-        bounded.finish()
+    offline = resample(torch.from_numpy(samples), 22050, SAMPLE_RATE).numpy()
+    stream = StreamingRecognizer(rec, 22050, 1.0, 0.25, vad=False, max_s=None)
+    updates = feed_all(stream, samples, round(chunk_s * 22050))
+    assert len(updates) == 24 and assert_updates_match_offline(rec, updates, offline) == 24
+    assert stream.stream.tape.start > 0 and stream.held_bytes < 4 * (round(chunk_s * 22050) + 2 * SAMPLE_RATE) * 4
+    result, expected = stream.finish(), rec.recognize(offline, sample_rate=SAMPLE_RATE)
+    assert result.chunks == expected.chunks == 4
+    assert_same_result(result, expected)
 
 
 def test_silence_is_silence_and_costs_no_model_time(tiny_recognizer, speech_file, monkeypatch):
@@ -207,7 +210,7 @@ def test_cli_stream_plays_a_file_longer_than_half_an_hour(tiny_model, tmp_path):
     ref = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(path), "--model-dir", str(tiny_model),
                           "--output-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
-    assert ref.returncode == 0 and "(310 windows)" in ref.stdout, ref.stderr
+    assert ref.returncode == 0 and "(62 windows)" in ref.stdout, ref.stderr
     emoji, emotion, confidence = ref.stdout.split()[:3]
     assert lines[-1].startswith(f"whole file: {emoji} {emotion} {confidence}"), (lines[-1], ref.stdout)
     capped = run_cli(path, "--model-dir", tiny_model, "--fast", "--max-duration", "600")

@@ -14,23 +14,12 @@ from pathlib import Path
 
 from ..errors import EmotionError
 from ..model import DEFAULT_MODEL, KNOWN_MODELS
-from ..recognizer import GRANULARITIES, BusyError
+from ..engine import BusyError
+from ..recognizer import GRANULARITIES
 from . import cli_adapt, cli_stream
-from .settings import Settings, add_model_options, command_options
+from ..settings import Settings
+from .options import EXIT_FAILED, EXIT_USAGE, UsageError, add_model_options, command_options
 
-EXIT_FAILED = 1  # some inputs failed
-EXIT_USAGE = 2  # nothing was done: fix the command, the inputs or the model
-
-
-def _recognizer(settings: Settings, warmup: bool = False, loader=None):
-    """The model, with any length of audio accepted up to the command line's cap: files over
-    STREAM_ABOVE_S analysed as a stream (in this process, also with --isolate-decoding)."""
-    from ..hub import ensure_model
-    from ..recognizer import Recognizer
-
-    whole, streamer = settings.long_audio()
-    return Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                           warmup=warmup, loader=loader or whole, streamer=streamer, **settings.engine_options())
 
 
 def _items(inputs: list[str], manifests: bool = True, every_file: bool = False):
@@ -54,8 +43,6 @@ def _headline(res) -> str:
     return f"{emoji}{res.emotion:<9} {res.confidence:6.1%}"
 
 
-class UsageError(EmotionError):
-    """A command that cannot do anything with what it was given."""
 
 
 def cmd_recognize(args, settings: Settings) -> int:
@@ -67,17 +54,16 @@ def cmd_recognize(args, settings: Settings) -> int:
     decoder = None
     if args.isolate_decoding:
         from ..isolation import IsolatedDecoder
-        from ..audiostream import whole_cap
 
-        # files too long to load whole are streamed, in this process
-        decoder = IsolatedDecoder(max_duration_s=whole_cap(settings.max_duration_s), max_decode_s=settings.max_decode_s)
-    rec = _recognizer(settings, loader=decoder.load_channels if decoder else None)
+        # files long enough to be streamed are decoded in this process (emotion.sources)
+        decoder = IsolatedDecoder(max_duration_s=settings.opener().whole_cap, max_decode_s=settings.max_decode_s)
+    rec = settings.recognizer(warmup=False, load=decoder.load_channels if decoder else None)
     failed = set()
 
     def report(i: int, res) -> None:
-        if isinstance(res, AudioError):
+        if isinstance(res, EmotionError):
             failed.add(i)
-            print(f"FAILED  {paths[i]}: {res.reason}", flush=True)
+            print(f"FAILED  {paths[i]}: {res.reason if isinstance(res, AudioError) else res}", flush=True)
             return
         for one in res if isinstance(res, list) else [res]:
             if not _write_one(one, paths[i], args, settings):
@@ -96,7 +82,7 @@ def _write_one(res, path: Path, args, settings: Settings) -> bool:
     """Save one result and print its line; False if it could not be saved."""
     from ..results import write_result
 
-    channel = res.input.get("channel", "mix")
+    channel = res.input.channel
     shown = f"{path} [{channel}]" if channel != "mix" else str(path)
     try:
         folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
@@ -116,26 +102,26 @@ def _scorer(args, settings: Settings):
     if args.ray is None:
         from ..labels import label_keys
 
-        rec = _recognizer(settings)
+        rec = settings.recognizer(warmup=False)
         detector = None
         if args.segment:
             from ..batch.vad import SpeechDetector
 
             detector = SpeechDetector()
-        return label_keys(rec.model.labels), local_scorer(rec, detector, workers=args.workers, group=args.group,
+        return label_keys(rec.labels), local_scorer(rec, detector, workers=args.workers, group=args.group,
                                                           use_hash=args.hash, channels=args.channels)
+    import dataclasses
+
     from ..batch.distributed import ray_scorer
-    from ..hub import ensure_model
+    from ..download import ensure_model
     from ..labels import label_keys
     from ..model import model_labels
 
-    model_dir = ensure_model(settings.model, settings.offline)
-    limits = {"max_duration_s": settings.max_duration_s, "max_decode_s": settings.max_decode_s}
+    model_dir = ensure_model(settings.model, settings.offline)  # here, once, not in every replica
     return label_keys(model_labels(model_dir)), ray_scorer(
-        model_dir, None if args.ray == "local" else args.ray, settings.device, settings.dtype,
+        dataclasses.replace(settings, model=str(model_dir)), None if args.ray == "local" else args.ray,
         segment=args.segment, use_hash=args.hash, replicas=args.replicas,
-        cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, limits=limits,
-        channels=args.channels)
+        cpus_per_replica=args.cpus_per_replica, workers=args.workers, group=args.group, channels=args.channels)
 
 
 def cmd_batch(args, settings: Settings) -> int:
@@ -178,7 +164,7 @@ def _evaluate(rows: list[dict], keys: list[str], output: Path) -> None:
 
 
 def cmd_download(args, settings: Settings) -> int:
-    from ..hub import download_model
+    from ..download import download_model
 
     print(download_model(args.name, Path(args.target) if args.target else None, settings.offline))
     return 0
@@ -204,13 +190,13 @@ def synthetic_clips(folder: Path) -> list[Path]:
 def cmd_verify(args, settings: Settings) -> int:
     from ..verify import COSINE_BOUND, SCORE_BOUND, base_weights_match, verify
 
-    rec = _recognizer(settings)
+    rec = settings.recognizer(warmup=False)
     with tempfile.TemporaryDirectory() as tmp:
         clips = [Path(item.path) for item in _items(args.audio, manifests=False)] if args.audio else []
-        example = rec.model.path / "example" / "test.wav"
+        example = rec.engine.path / "example" / "test.wav"
         if not clips:
             clips = ([example] if example.is_file() else []) + synthetic_clips(Path(tmp))
-        print(f"comparing {rec.model.describe()} ({rec.model.dtype_name}, {rec.model.device}) with funasr's "
+        print(f"comparing {rec.engine.describe()} ({rec.engine.dtype_name}, {rec.engine.device}) with funasr's "
               f"AutoModel on {len(clips)} clips", flush=True)
         rows = verify(rec, clips)
     same_base = base_weights_match(rec)

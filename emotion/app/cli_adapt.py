@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .settings import Settings, command_options
+from ..settings import Settings
+from .options import command_options
 
 CACHE_NAME = ".adapt-cache"
 
@@ -40,10 +41,9 @@ def cmd_adapt(args, settings: Settings) -> int:
     from ..adapter import is_adapted, read_adapter
     from ..batch.adapt import HOLDOUT, L2, adapt, check_target, open_cache, plan_adapt
     from ..batch.adapt_report import format_adapt, save_adapt_report
-    from ..hub import ensure_model
+    from ..download import ensure_model
     from ..model import base_dir
-    from ..recognizer import Recognizer
-    from .cli import EXIT_FAILED
+    from .options import EXIT_FAILED
 
     plan = plan_adapt(args.train, args.eval_manifest, HOLDOUT if args.holdout is None else args.holdout, args.seed)
     out = Path(args.out)
@@ -51,20 +51,20 @@ def cmd_adapt(args, settings: Settings) -> int:
     folder = ensure_model(settings.model, settings.offline)
     if is_adapted(folder):  # adapting an adapted model: start again from its base
         folder = base_dir(read_adapter(folder))
-    rec = Recognizer.load(folder, settings.device, settings.dtype, warmup=False, loader=settings.loader())
+    rec = settings.recognizer(warmup=False, model=folder)
     cache, sha = open_cache(rec, Path(args.cache) if args.cache else out.resolve().parent / CACHE_NAME)
     files = len({it.path for it in plan.train + plan.eval})
     print(f"{files} files, labels {', '.join(plan.labels)}"
           + (f" ({plan.unlabelled} rows without a label left out)" if plan.unlabelled else "")
-          + f"; base model {rec.model.name} ({rec.model.dtype_name}, {rec.model.device})", file=sys.stderr, flush=True)
+          + f"; base model {rec.engine.name} ({rec.engine.dtype_name}, {rec.engine.device})", file=sys.stderr, flush=True)
     outcome = adapt(rec, plan, out, cache, sha, seed=args.seed, l2=L2 if args.l2 is None else args.l2,
                     workers=args.workers, progress=not args.no_progress)
     for item_id, reason in outcome.failed:
         print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     if outcome.failed:
         print(f"{len(outcome.failed)} files failed and were left out", file=sys.stderr)
-    print(format_adapt(outcome, rec.model.name))
-    saved = save_adapt_report(outcome, rec.model.name)
+    print(format_adapt(outcome, rec.engine.name))
+    saved = save_adapt_report(outcome, rec.engine.name)
     print(f"model folder: {outcome.folder}  (use it with --model-dir {outcome.folder})")
     print("saved " + ", ".join(str(p) for p in saved))
     return EXIT_FAILED if outcome.failed else 0

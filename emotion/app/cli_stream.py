@@ -2,7 +2,9 @@
 
 At real-time pace by default (a chunk every --chunk seconds, as a microphone would send it; when
 the model falls behind, only the newest hop is judged), or as fast as the model goes (--fast,
-every hop judged). The last line is the whole file's result, which equals `emotion recognize`'s.
+every hop judged). The last line is the whole file's result, which equals `emotion recognize`'s:
+the stream builds it from the audio it has already decoded, cut into the recognizer's windows as
+they complete (emotion.stream.WholeRecording), so the file is decoded once.
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ import sys
 import time
 
 from ..stream import HOP_S, WINDOW_S
-from .settings import Settings, command_options
+from ..settings import Settings
+from .options import command_options
 
 CHUNK_S = 0.25  # seconds per chunk fed, as a microphone would send them (the web app's recorder sends 0.1 s)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("stream", help="play a file through the streaming recognizer: a line per update")
+    p = sub.add_parser(
+        "stream", help="play a file through the streaming recognizer: a line per update",
+        description="Play a file through the streaming recognizer: a line per update, then the whole file's "
+                    "line, equal to `emotion recognize`'s. That line takes one more model pass, over the "
+                    "recognizer's own windows (up to 30 s, each normalised alone), because the updates' short "
+                    "overlapping windows are not the windows a whole-file result is made of; it runs on the "
+                    "audio the stream has already decoded, as each window completes, so the file is read once.")
     p.add_argument("input", metavar="FILE", help="an audio file")
     for option, default, what in (("--hop", HOP_S, "seconds between updates"),
                                   ("--window", WINDOW_S, "seconds of audio each update judges"),
@@ -35,20 +44,19 @@ def cmd_stream(args, settings: Settings) -> int:
     from ..audio import NO_FILE, AudioError
     from ..decode import Reader
     from ..stream import StreamingRecognizer
-    from .cli import UsageError, _recognizer
+    from .options import UsageError
 
     if args.chunk <= 0:
         raise UsageError("--chunk must be positive")
     name = Path(args.input).name
     if not Path(args.input).is_file():
         raise AudioError(name, "no such file", NO_FILE)
-    rec = _recognizer(settings, warmup=not args.fast)
+    rec = settings.recognizer(warmup=not args.fast)
     with Reader(args.input, name, settings.max_duration_s, settings.max_decode_s) as reader:  # mixed
         rate = reader.rate
         try:  # the stream holds only what its windows need: a file of any length plays through
             stream = StreamingRecognizer(rec, rate, args.window, args.hop, vad=not args.no_vad,
-                                         latest_only=not args.fast, name=name, max_s=settings.max_duration_s,
-                                         keep_s=args.window)
+                                         latest_only=not args.fast, name=name, max_s=settings.max_duration_s)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         length = f"{reader.declared:.2f} s" if reader.declared else "length unknown"
@@ -64,7 +72,7 @@ def cmd_stream(args, settings: Settings) -> int:
             _show(stream.feed(piece), counts, None if args.fast else began)
         reader.check_decoded()
     _show(stream.flush(), counts, None if args.fast else began)
-    res = rec.recognize(args.input)  # the whole file, as `emotion recognize` analyses it
+    res = stream.finish(reader.warnings())  # the whole file, as `emotion recognize` analyses it
     skipped = f", {stream.skipped} skipped (model behind real time)" if stream.skipped else ""
     warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
     print(f"whole file: {res.label.emoji} {res.emotion} {res.confidence:.1%} {res.label.zh}  "

@@ -62,7 +62,7 @@ def outcome_values(outcome: Outcome, lang: str) -> tuple:
     values = list(result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang))
     if len(outcome.channels) > 1:  # each channel's emotion side by side; the view below is the first's
         values[0] = render.channels_table([r.to_dict() for r, _ in outcome.channels], lang)
-        names = ", ".join(f"{r.input.get('channel')} -> {f}" for r, f in outcome.channels)
+        names = ", ".join(f"{r.input.channel} -> {f}" for r, f in outcome.channels)
         values[-2] += "\n" + t("log_channels", lang, channels=names)
     return tuple(values)
 

@@ -40,7 +40,7 @@ import soundfile as sf
 
 from ..audio import INVALID, SAMPLE_RATE, AudioError
 from ..errors import EmotionError
-from ..stream import HOP_S, WINDOW_S, ChunkStream, StreamUpdate, score_window
+from ..stream import HOP_S, WINDOW_S, DueWindow, StreamingRecognizer, StreamUpdate
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,7 @@ class Recording:
 
 @dataclass
 class _Pending:
-    start: int
-    end: int
-    samples: np.ndarray
+    due: DueWindow
     spoken: float
     arrived: float
 
@@ -114,7 +112,7 @@ class _Pending:
 @dataclass
 class LiveSession:
     key: str
-    stream: ChunkStream
+    stream: StreamingRecognizer
     spool_path: Path
     spool: sf.SoundFile | None = None
     updates: deque = field(default_factory=deque)
@@ -134,8 +132,8 @@ class LiveSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def memory_bytes(self) -> int:
-        held = self.stream.tape.nbytes if self.stream else 0
-        return held + (self.pending.samples.nbytes if self.pending else 0)
+        held = self.stream.held_bytes if self.stream else 0
+        return held + (self.pending.due.samples.nbytes if self.pending else 0)
 
 
 class LiveHub:
@@ -175,8 +173,10 @@ class LiveHub:
                 return session
             if len(self._sessions) >= self.max_sessions:
                 raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment")
-            stream = ChunkStream(rate, self.window_s, self.hop_s, self.vad, self.window_s + self.hop_s, self.max_s,
-                                 "microphone")
+            # latest wins: of the windows one chunk makes due, only the newest keeps its samples;
+            # the recording is analysed whole from its WAV on stop, as an upload is (whole=False)
+            stream = StreamingRecognizer(self.recognizer, rate, self.window_s, self.hop_s, self.vad, latest_only=True,
+                                         name="microphone", max_s=self.max_s, whole=False)
             path = self.spool_dir / f"live-recording-{datetime.now():%Y%m%d_%H%M%S}-{uuid.uuid4().hex[:6]}.wav"
             session = self._sessions[key] = LiveSession(key, stream, path)
             return session
@@ -188,23 +188,19 @@ class LiveHub:
         with session.lock:
             if session.closed:
                 raise LiveError("this recording has ended")
-            if rate != session.stream.rate:
-                raise AudioError("microphone", f"the sample rate changed mid-recording ({session.stream.rate} "
+            chunks = session.stream
+            if rate != chunks.rate:
+                raise AudioError("microphone", f"the sample rate changed mid-recording ({chunks.rate} "
                                  f"to {rate} Hz)", INVALID)
-            session.full = session.full or session.stream.duration_s + len(samples) / rate > self.max_s
-            ends = [] if session.full else session.stream.push(samples)  # full: kept until stopped
+            session.full = session.full or chunks.duration_s + len(samples) / rate > self.max_s
+            due = [] if session.full else session.stream.push(samples)  # full: kept until stopped
             if not session.full:
                 self._spool(session, samples, rate)
-            session.clock = min(session.clock, arrived - session.stream.duration_s)
-            stream, windows = session.stream, []
-            for i, end in enumerate(ends):  # only the newest window's audio is kept: latest wins
-                speech = stream.speech(end)
-                audio = stream.window(end) if speech and i == len(ends) - 1 else None
-                windows.append((max(0, end - stream.window_len), end, speech, audio))
+            session.clock = min(session.clock, arrived - chunks.duration_s)
         with self._cond:
             session.last_seen = time.monotonic()
-            for start, end, speech, audio in windows:
-                self._enqueue(session, start, end, speech, audio, arrived)
+            for window in due:
+                self._enqueue(session, window, arrived)
             self._cond.notify_all()
             return self._view(session)
 
@@ -216,21 +212,21 @@ class LiveHub:
             session.spool = sf.SoundFile(session.spool_path, "w", rate, x.shape[1], subtype, format="WAV")
         session.spool.write(x)
 
-    def _enqueue(self, session: LiveSession, start: int, end: int, speech: bool, audio, arrived: float) -> None:
+    def _enqueue(self, session: LiveSession, due: DueWindow, arrived: float) -> None:
         """A due window (under the hub's lock): silence is an update at once; speech waits for the
         model, replacing any window of this session still waiting (latest wins)."""
-        spoken = session.clock + end / SAMPLE_RATE
+        spoken = session.clock + due.end / SAMPLE_RATE
         if session.pending is not None:
             session.dropped += 1
             session.pending = None
-        if speech and audio is None:  # superseded by a newer window of the same chunk
+        if due.speech and due.samples is None:  # superseded by a newer window of the same chunk
             session.dropped += 1
-        elif not speech:
+        elif not due.speech:
             now = time.time()
-            self._add(session, LiveUpdate(StreamUpdate(start, end, False), spoken, arrived, now, now))
+            self._add(session, LiveUpdate(session.stream.judge(due), spoken, arrived, now, now))
             session.silent += 1
         else:
-            session.pending = _Pending(start, end, audio, spoken, arrived)
+            session.pending = _Pending(due, spoken, arrived)
 
     def _add(self, session: LiveSession, item: LiveUpdate) -> None:
         session.updates.append(item)
@@ -354,9 +350,9 @@ class LiveHub:
                 self._run(*job)
 
     def _run(self, session: LiveSession, job: _Pending) -> None:
-        started = time.time()
+        started, stream = time.time(), session.stream
         try:
-            update = score_window(self.recognizer, job.samples, job.start, job.end, True, "microphone")
+            update = stream.judge(job.due) if stream is not None else None
         except Exception:  # one bad window must not end the worker
             log.exception("a live window could not be analysed")
             update = None

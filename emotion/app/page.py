@@ -15,7 +15,8 @@ from . import live_page, text
 from .handlers import Handlers
 from .live import HOP_S, WINDOW_S
 from .view import L, result_view
-from .service import DEFAULT_QUEUE_SIZE, WebService
+from ..settings import DEFAULT_QUEUE_SIZE
+from .service import WebService
 
 MODEL_CONCURRENCY = "model"  # every event that uses the model shares this queue slot
 LIGHT = dict(concurrency_id="light", concurrency_limit=4, show_progress="hidden")  # events that do not touch the model

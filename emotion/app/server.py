@@ -15,7 +15,8 @@ from pathlib import Path
 from ..audio import MAX_DURATION_S
 from ..errors import EmotionError
 from ..model import MODELS_ROOT
-from .settings import Settings, add_audio_options, add_model_options
+from ..settings import Settings
+from .options import add_audio_options, add_model_options
 
 log = logging.getLogger("app")
 
@@ -87,16 +88,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
         warm_kernels()
     try:
-        from ..hub import ensure_model
-        from ..recognizer import Recognizer
         from .outputs import owner_secret, sweep_outputs
         from .page import build_app
         from .service import WebService
 
-        rec = Recognizer.load(ensure_model(settings.model, settings.offline), settings.device, settings.dtype,
-                              loader=decoder.load_channels if decoder else settings.loader(),
-                              **settings.engine_options())
-        log.info("engine ready: %s", rec.model_info())
+        rec = settings.recognizer(app=True, load=decoder.load_channels if decoder else None)
+        log.info("engine ready: %s", rec.model_info().summary)
         sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
         if decoder is not None:
             decoder.warm()

@@ -26,7 +26,9 @@ from ..decode import CHANNEL_CHOICES, probe_seconds
 from ..errors import EmotionError
 from ..files import write_folder
 from ..labels import label_keys
-from ..recognizer import GRANULARITIES, BusyError
+from ..engine import BusyError
+from ..recognizer import GRANULARITIES
+from ..settings import GRACE_S
 from ..results import EmotionResult, next_folder, write_result
 from . import outputs
 from .outputs import USERS  # output_root/users/<owner digest>/<result folder>: one per browser or login
@@ -35,8 +37,6 @@ from .tables import batch_files, batch_rows
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 16  # requests that may wait for the model
-GRACE_S = 30.0  # seconds a running request may take to finish once the server is stopping
 SHUTTING_DOWN = "the server is shutting down: try again in a moment"
 NO_AUDIO = "no audio: upload a file, record, or load the example"
 NOT_ANALYSED = "the clip could not be analysed"
@@ -153,22 +153,22 @@ class WebService:
             self._log(o)
         return outcomes
 
-    def _recognize(self, paths: list, granularity: str, channels: str = "mix") -> list:
-        try:
-            return self.recognizer.recognize_many(paths, granularity=granularity, channels=channels)
-        except BusyError as exc:
-            return [str(exc)] * len(paths)
-        except Exception:
-            log.exception("recognition failed")
-            return [NOT_ANALYSED] * len(paths)
+    def _recognize(self, paths: list, granularity: str, channels: str = "mix", on_result=None) -> list:
+        """recognize_many's outcomes, each failure as an AudioError whose reason is for the user
+        (a busy device says so; any other failure is logged and shown as NOT_ANALYSED)."""
+        out = self.recognizer.recognize_many(paths, granularity=granularity, channels=channels, on_result=on_result)
+        for i, res in enumerate(out):
+            if isinstance(res, EmotionError) and not isinstance(res, AudioError):
+                if not isinstance(res, BusyError):
+                    log.error("analysing %s failed: %s", Path(str(paths[i])).name, res)
+                out[i] = AudioError(Path(str(paths[i])).name, str(res) if isinstance(res, BusyError) else NOT_ANALYSED)
+        return out
 
     def _save(self, name: str, res, embedding: bool, owner: str | None, start: float) -> Outcome:
         """Save a request's result (one folder per channel when each was asked for)."""
         if isinstance(res, AudioError):
             return Outcome(name, error=f"{res.name}: {res.reason}", code=res.code)
         results = res if isinstance(res, list) else [res]
-        if not results or not all(isinstance(r, EmotionResult) for r in results):
-            return Outcome(name, error=f"{name}: {res if isinstance(res, str) else NOT_ANALYSED}")
         saved = []
         try:
             for one in results:
@@ -177,13 +177,13 @@ class WebService:
             log.error("could not save a result: %s", exc)
             return Outcome(name, error=f"{name}: the result could not be saved ({exc.strerror or 'write error'})")
         elapsed = time.perf_counter() - start
-        self.speed.add(results[0].input.get("duration_s", 0.0) * len(results), elapsed)
+        self.speed.add(results[0].input.duration_s * len(results), elapsed)
         return Outcome(name, saved[0][0], saved[0][1], elapsed * 1000, channels=saved)
 
     @staticmethod
     def _log(o: Outcome) -> None:
         if o.ok:
-            log.info("request: %s, %.2f s of audio, %s %.3f, %.0f ms", o.name, o.result.input.get("duration_s", 0),
+            log.info("request: %s, %.2f s of audio, %s %.3f, %.0f ms", o.name, o.result.input.duration_s,
                      o.result.emotion, o.result.confidence, o.request_ms)
         else:
             log.info("request: %s failed: %s", o.name, o.error)
@@ -220,13 +220,7 @@ class WebService:
             if on_progress:
                 on_progress(done[0], len(paths), Path(paths[i]).name, eta)
 
-        try:
-            results = self.recognizer.recognize_many(paths, on_result=tick)
-        except BusyError as exc:
-            raise RequestError(str(exc)) from None
-        except Exception:
-            log.exception("batch failed")
-            raise RequestError("the batch could not be analysed") from None
+        results = self._recognize(paths, "utterance", on_result=tick)
         rows = batch_rows(paths, results, self.labels)
         files = batch_files(rows, self.labels, results, embedding)
         try:

@@ -28,7 +28,7 @@ def batch_rows(paths: list[str], results: list, keys: list[str]) -> list[dict]:
     for path, res in zip(paths, results):
         name = Path(path).name
         size, mtime = file_stat(path)
-        sha = None if isinstance(res, AudioError) else res.input.get("sha256")
+        sha = None if isinstance(res, AudioError) else res.input.sha256
         rows.append(result_row(res, name, id=name, label=None, size=size, mtime_ns=mtime, sha256=sha))
     return rows
 

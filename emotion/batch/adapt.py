@@ -236,7 +236,7 @@ def split(items: list[BatchItem], fraction: float, seed: int) -> tuple[list[Batc
 def zero_shot(recognizer, truth: list[str], x: np.ndarray) -> dict | None:
     """The base model's own figures on the examples whose label maps onto its classes: predicted
     among all its classes, and among only those the labels map onto (restricted)."""
-    keys = [lb.key for lb in recognizer.model.labels]
+    keys = [lb.key for lb in recognizer.labels]
     mapped = [normalize_label(t, keys) for t in truth]
     keep = [i for i, m in enumerate(mapped) if m in keys]
     if not keep:
@@ -260,9 +260,9 @@ def check_target(out: Path) -> None:
 
 def open_cache(recognizer, root: Path) -> tuple[EmbeddingCache, str]:
     """The embedding cache for the recognizer's base model under `root`, and that model's sha256."""
-    model_dir = recognizer.model.path
+    model_dir = recognizer.engine.path
     sha = model_sha256(model_dir, root)
-    return EmbeddingCache(root, cache_key(sha, model_dir, recognizer.model.dtype_name)), sha
+    return EmbeddingCache(root, cache_key(sha, model_dir, recognizer.engine.dtype_name)), sha
 
 
 @dataclass
@@ -328,10 +328,10 @@ def adapt(recognizer, plan: AdaptPlan, out: Path, cache: EmbeddingCache, model_s
         "eval_examples": {k: eval_counts.get(k, 0) for k in labels},
         "failed_files": len(failed), "unlabelled_rows": plan.unlabelled,
         "data_sha256": _data_sha256(train, embedded),
-        "embedding": f"utterance (mean of frames), {recognizer.model.dtype_name}",
+        "embedding": f"utterance (mean of frames), {recognizer.engine.dtype_name}",
         "figures": {"n": ev.n, "accuracy": ev.accuracy, "uar": ev.uar},
     }
-    base = base_record(recognizer.model.path, out, model_sha)
+    base = base_record(recognizer.engine.path, out, model_sha)
     folder = write_adapter(out, labels, {"weight": weight, "bias": bias}, base, trained, replace=out.exists())
     return Outcome(folder, ev, zs, embedded, failed, trained["examples"], trained["eval_examples"], training_s,
                    trained)

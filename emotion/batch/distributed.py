@@ -2,7 +2,7 @@
 actors, one model replica per GPU or per group of CPU cores; rows come back to this process,
 which writes and resumes exactly as the local path does.
 
-    scorer = ray_scorer(model_dir, address=None)     # None: a local Ray instance
+    scorer = ray_scorer(settings, address=None)      # None: a local Ray instance
     run_job(items, sink, scorer)
 
 A cluster is reached with its address ("auto" on a node of it, or "ray://HEAD:10001").  Every node
@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import EmotionError
-from ..recognizer import GPU_BATCH
+from ..torch_engine import GPU_BATCH
 from .inputs import BatchItem
 from .job import DECODE_WORKERS, GROUP_BATCHES, GROUP_FILES, Scored
 
@@ -35,39 +35,30 @@ class RayUnavailableError(EmotionError, RuntimeError):
 
 
 class _Replica:
-    """One model replica inside a Ray actor: decodes on threads, scores, returns rows as JSON."""
+    """One model replica inside a Ray actor: the recognizer from the job's settings (the one
+    factory), items scored by the same local scorer as a job in one process; rows go back as JSON."""
 
-    def __init__(self, model_dir: str, device: str, dtype: str, segment: bool, use_hash: bool,
-                 workers: int, threads: int | None, limits: dict, channels: str = "mix"):
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, settings, segment: bool, use_hash: bool, workers: int, threads: int | None,
+                 channels: str = "mix"):
         import torch
 
-        from ..recognizer import Recognizer
-        from ..resample import warm_kernels
-        from ..audiostream import long_audio_loaders
         from .vad import SpeechDetector
 
         if threads:
             torch.set_num_threads(threads)
-        loader, streamer = long_audio_loaders(**limits)
-        self.recognizer = Recognizer.load(model_dir, device, dtype, warmup=False, loader=loader, streamer=streamer)
-        warm_kernels()  # decoding happens here
+        self.recognizer = settings.recognizer(warmup=False)
         self.detector = SpeechDetector() if segment else None
-        self.use_hash, self.channels = use_hash, channels
-        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
+        self.use_hash, self.channels, self.workers = use_hash, channels, workers
 
     def __call__(self, batch: dict) -> dict:
         import json
 
-        from .job import decode_item, score_decoded
+        from .job import local_scorer
 
         items = [BatchItem(str(p), str(i), None if lb is None or lb == "" else str(lb))
                  for p, i, lb in zip(batch["path"], batch["id"], batch["label"])]
-        rec = self.recognizer
-        decoded = list(self.pool.map(lambda it: decode_item(it, self.detector, self.use_hash, rec.loader,
-                                                            self.channels, rec.streamer is not None), items))
-        scored = score_decoded(rec, decoded, self.channels, segment=self.detector is not None)
+        scorer = local_scorer(self.recognizer, self.detector, self.workers, len(items), self.use_hash, self.channels)
+        scored = list(scorer(items))
         return {
             "n": np.arange(len(scored)),
             "rows": np.array([json.dumps(s.rows, allow_nan=False) for s in scored], dtype=object),
@@ -96,22 +87,20 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False, configure_logging=False, runtime_env=shipped)
 
 
-def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device: str = "auto",
-               dtype: str = "auto", segment: bool = False, use_hash: bool = False,
+def ray_scorer(settings, address: str | None = None, segment: bool = False, use_hash: bool = False,
                replicas: int | None = None, cpus_per_replica: int | None = None,
-               workers: int = DECODE_WORKERS, group: int | None = None, limits: dict | None = None,
-               channels: str = "mix"):
-    """A scorer for emotion.batch.run_job that runs on Ray Data.  With GPUs in the cluster (and
-    device not cpu), one replica per GPU; otherwise one per `cpus_per_replica` cores (default: the
-    cluster's cores split in two, at most 8 each).  `limits`: max_duration_s (None: no cap, long
-    files streamed) and max_decode_s, as emotion.audiostream.long_audio_loaders takes them.  Yields
-    in input order."""
+               workers: int = DECODE_WORKERS, group: int | None = None, channels: str = "mix"):
+    """A scorer for emotion.batch.run_job that runs on Ray Data; each replica builds its
+    recognizer from `settings` (emotion.settings.Settings: model, device, dtype, engine options,
+    audio limits).  With GPUs in the cluster (and device not cpu), one replica per GPU; otherwise
+    one per `cpus_per_replica` cores (default: the cluster's cores split in two, at most 8 each).
+    Yields in input order."""
     init_ray(address)
     import ray
     import ray.data
 
     resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0)) if device != "cpu" else 0
+    gpus = int(resources.get("GPU", 0)) if settings.device != "cpu" else 0
     cpus = max(1, int(resources.get("CPU", 1)))
     if gpus:
         replicas = replicas or gpus
@@ -134,9 +123,8 @@ def ray_scorer(model_dir: str | os.PathLike, address: str | None = None, device:
         ds = ds.map_batches(
             _Replica, batch_size=group, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=replicas),
-            fn_constructor_kwargs={"model_dir": str(model_dir), "device": device, "dtype": dtype,
-                                   "segment": segment, "use_hash": use_hash, "workers": workers,
-                                   "threads": threads, "limits": limits or {}, "channels": channels},
+            fn_constructor_kwargs={"settings": settings, "segment": segment, "use_hash": use_hash,
+                                   "workers": workers, "threads": threads, "channels": channels},
             **per_replica)
         by_key = {(it.path, it.id): it for it in items}
         import json

@@ -3,8 +3,8 @@
     items = gather_inputs(["calls/", "labelled.csv"])      # emotion.batch.inputs
     summary = run_job(items, open_sink("out.csv", row_schema(keys)), local_scorer(recognizer))
 
-Decoding runs on a pool of threads, overlapped with the model, which gets the decoded clips in
-groups and batches them by length.
+Decoding runs on the one scheduler (emotion.scheduler), overlapped with the model, which gets the
+decoded sources in groups and batches their windows by length; a long file is streamed.
 
 Every input gives one summary row (and, with a SpeechDetector, one row per speech span before it);
 a file that cannot be analysed gives a row whose `error` column holds the reason.  Rows are
@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, Audio, AudioError, load_channels, load_clips
-from ..errors import TOO_LONG
+from ..audio import SAMPLE_RATE, Audio
+from ..errors import AudioError
 from ..files import file_sha256
 from ..resample import warm_kernels
 from ..results import EmotionResult
+from ..scheduler import schedule
+from ..sources import AudioOpener, ClipSource, Source
 from ..timeline import Segment
 from .inputs import BatchItem
 from .rows import result_row, segment_row
@@ -81,7 +82,7 @@ def _sha256(path: str) -> str | None:
         return None
 
 
-# -- decoding and scoring (shared by the local and the Ray paths) ---------------------------------
+# -- decoding and scoring (the local and the Ray paths alike) -------------------------------------
 
 
 @dataclass
@@ -89,35 +90,30 @@ class Decoded:
     item: BatchItem
     size: int | None
     mtime_ns: int | None
-    clips: list[Audio] = field(default_factory=list)  # one per chosen channel
+    source: Source | None = None  # whole or streamed (emotion.sources)
     error: str | None = None
-    spans: list[list[tuple[float, float]]] = field(default_factory=list)  # speech, per clip
+    spans: list[list[tuple[float, float]]] = field(default_factory=list)  # speech, per channel
     sha256: str | None = None
-    long: bool = False  # too long to hold: analysed as a stream by the scorer
 
 
-def decode_item(item: BatchItem, detector=None, use_hash: bool = False,
-                load: Callable[..., Audio | list[Audio]] = load_channels, channels: str = "mix",
-                stream_long: bool = False) -> Decoded:
-    """Decode one input with `load` (and find its speech when a SpeechDetector is given); errors
-    become reasons.  A file too long to hold is left to the scorer when stream_long."""
+def decode_item(item: BatchItem, opener: AudioOpener, detector=None, use_hash: bool = False,
+                channels: str = "mix") -> Decoded:
+    """Open one input as a Source (decoded whole, or a stream for a long file) and, when a
+    SpeechDetector is given, find the speech in a source held whole; errors become reasons."""
     size, mtime = file_stat(item.path)
     out = Decoded(item, size, mtime)
     try:
-        out.clips = load_clips(load, item.path, channels)
-        out.sha256 = out.clips[0].sha256
-        if detector is not None:
-            out.spans = [detector.speech_spans(clip.samples) for clip in out.clips]
+        out.source = opener(item.path, channels)
+        out.sha256 = out.source.sha256
+        if detector is not None and out.source.audio is not None:
+            out.spans = [detector.speech_spans(clip) for clip in out.source.audio]
     except AudioError as exc:
-        out.long = stream_long and exc.code == TOO_LONG
-        out.error = None if out.long else exc.reason
+        out.error = exc.reason
     except Exception as exc:  # a decoder bug must cost one file, not the job
         log.debug("decoding %s failed", item.path, exc_info=True)
         out.error = f"cannot be decoded ({type(exc).__name__}: {exc})"
-    if out.error is not None or out.long:
-        out.clips = []
-        if use_hash or out.long:
-            out.sha256 = _sha256(item.path)
+    if out.error is not None and use_hash:
+        out.sha256 = _sha256(item.path)
     return out
 
 
@@ -125,126 +121,82 @@ def _clean(reason: str) -> str:
     return " ".join(str(reason).split())  # one line: a row never spans lines
 
 
-def _rows_for(d: Decoded, results: list[list[EmotionResult]] | None, error: str | None) -> Scored:
+def _base(item: BatchItem, size: int | None, mtime_ns: int | None, sha256: str | None) -> dict:
+    return {"id": item.id, "label": item.label, "size": size, "mtime_ns": mtime_ns, "sha256": sha256}
+
+
+def failed_row(item: BatchItem, reason: str, sha256: str | None = None) -> Scored:
+    """The row of an input that could not be analysed."""
+    size, mtime = file_stat(item.path)
+    row = result_row(AudioError(Path(item.path).name, _clean(reason)), item.path, **_base(item, size, mtime, sha256))
+    return Scored(item, [row])
+
+
+def _rows_for(d: Decoded, results: list[EmotionResult], parts: list[list[EmotionResult]]) -> Scored:
     """Rows of one input: per channel, its speech segments' rows then its own row."""
-    base = {"id": d.item.id, "label": d.item.label, "size": d.size, "mtime_ns": d.mtime_ns,
-            "sha256": d.sha256}
-    if error is not None:
-        return Scored(d.item, [result_row(AudioError(Path(d.item.path).name, _clean(error)), d.item.path, **base)])
+    base = _base(d.item, d.size, d.mtime_ns, d.sha256)
     rows = []
-    for spans, (whole, *parts) in zip(d.spans or [[]] * len(results), results):
-        for n, ((start, end), res) in enumerate(zip(spans, parts)):
+    for whole, spans, scored in zip(results, d.spans or [[]] * len(results), parts):
+        for n, ((start, end), res) in enumerate(zip(spans, scored)):
             seg = Segment(round(start, 4), round(end, 4), res.emotion, res.confidence, res.scores)
-            rows.append({"path": d.item.path, **base, "channel": res.input.get("channel"), "segment": n,
+            rows.append({"path": d.item.path, **base, "channel": res.input.channel, "segment": n,
                          **segment_row(seg), "duration_s": round(end - start, 4), "error": None})
-        rows.append(result_row(whole, d.item.path, **base, start=0.0, end=whole.input.get("duration_s")))
-    first = results[0][0]
-    return Scored(d.item, rows, first.embedding, first.input["duration_s"])
+        rows.append(result_row(whole, d.item.path, **base, start=0.0, end=whole.input.duration_s))
+    return Scored(d.item, rows, results[0].embedding, results[0].input.duration_s)
 
 
-def _clips(d: Decoded) -> list[list[Audio]]:
-    """Per channel: the whole clip, then one clip per speech span."""
+def _span_clips(d: Decoded) -> list[list[Audio]]:
+    """Per channel, one clip per speech span."""
+    s = d.source
     out = []
-    for a, spans in zip(d.clips, d.spans or [[]] * len(d.clips)):
-        clips = [a]
-        for start, end in spans:
-            s, e = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
-            clips.append(Audio(a.samples[s:e], f"{a.name}[{start:.2f}-{end:.2f}]", a.source_rate, a.channels,
-                               channel=a.channel))
-        out.append(clips)
-    return out
+    for samples, channel, spans in zip(s.audio or [], s.names, d.spans):
+        out.append([Audio(samples[round(a * SAMPLE_RATE):round(b * SAMPLE_RATE)], f"{s.name}[{a:.2f}-{b:.2f}]",
+                          s.source_rate, s.channels, channel=channel) for a, b in spans])
+    return out or [[] for _ in s.names]
 
 
-def _analyse_each(recognizer, ok: list[Decoded], clips: list[list[list[Audio]]]) -> tuple[dict, dict]:
-    """Results (per input, per channel) of all inputs' clips analysed together (batched by
-    length); should the batch fail, each input alone, so that one bad input costs only its row."""
-    by_item: dict[int, list[list[EmotionResult]]] = {}
-    errors: dict[int, str] = {}
-
-    def regroup(results: list[EmotionResult], per_channel: list[list[Audio]]) -> list[list[EmotionResult]]:
-        out, n = [], 0
-        for cs in per_channel:
-            out.append(results[n : n + len(cs)])
-            n += len(cs)
-        return out
-
-    flat = [c for per_channel in clips for cs in per_channel for c in cs]
-    try:
-        results = recognizer.analyse(flat) if flat else []
-        n = 0
-        for d, per_channel in zip(ok, clips):
-            size = sum(len(cs) for cs in per_channel)
-            by_item[id(d)] = regroup(results[n : n + size], per_channel)
-            n += size
-    except Exception:
-        log.warning("a batch of %d clips failed; analysing its files one by one", len(flat), exc_info=True)
-        for d, per_channel in zip(ok, clips):
-            try:
-                by_item[id(d)] = regroup(recognizer.analyse([c for cs in per_channel for c in cs]), per_channel)
-            except Exception as exc:
-                log.debug("analysing %s failed", d.item.path, exc_info=True)
-                errors[id(d)] = f"analysis failed ({type(exc).__name__}: {exc})"
-    return by_item, errors
-
-
-def _analyse_long(recognizer, d: Decoded, channels: str, segment: bool) -> tuple[list | None, str | None]:
-    """A file too long to hold, streamed: one result per channel (no speech segments)."""
-    try:
-        results = recognizer.recognize_long(d.item.path, channels=channels, sha256=d.sha256)
-    except AudioError as exc:
-        return None, exc.reason
-    except Exception as exc:
-        log.debug("analysing %s failed", d.item.path, exc_info=True)
-        return None, f"analysis failed ({type(exc).__name__}: {exc})"
-    if segment:
-        for res in results:
-            res.warnings.append("no speech segments: the file was analysed as a stream")
-    return [[res] for res in results], None
-
-
-def score_decoded(recognizer, decoded: list[Decoded], channels: str = "mix", segment: bool = False) -> list[Scored]:
-    """Rows for decoded inputs: all their clips analysed together (batched by length); inputs too
-    long to hold streamed one by one."""
-    ok = [d for d in decoded if d.error is None and not d.long]
-    by_item, errors = _analyse_each(recognizer, ok, [_clips(d) for d in ok])
-    for d in decoded:
-        if d.long:
-            by_item[id(d)], error = _analyse_long(recognizer, d, channels, segment)
-            if error is not None:
-                errors[id(d)] = error
+def score_decoded(recognizer, decoded: list[Decoded], segment: bool = False) -> list[Scored]:
+    """Rows for decoded inputs: every source and speech span analysed together (batched by
+    length; a streamed source window by window)."""
+    ok = [d for d in decoded if d.error is None]
+    spans = [_span_clips(d) for d in ok]
+    flat = [c for per_channel in spans for clips in per_channel for c in clips]
+    analysed = recognizer.analyse_sources([d.source for d in ok] + [ClipSource([c]) for c in flat])
+    results, span_results = analysed[:len(ok)], [r for [r] in analysed[len(ok):]]
+    parts, at = [], 0
+    for per_channel in spans:
+        mine = []
+        for clips in per_channel:
+            mine.append(span_results[at:at + len(clips)])
+            at += len(clips)
+        parts.append(mine)
+    by_id = {id(d): (r, p) for d, r, p in zip(ok, results, parts)}
     out = []
     for d in decoded:
-        error = d.error or errors.get(id(d))
-        out.append(_rows_for(d, None if error else by_item[id(d)], error))
+        if d.error is not None:
+            out.append(failed_row(d.item, d.error, d.sha256))
+            continue
+        res, part = by_id[id(d)]
+        if segment and d.source.streamed:
+            for r in res:
+                r.warnings.append("no speech segments: the file was analysed as a stream")
+        out.append(_rows_for(d, res, part))
     return out
 
 
 def local_scorer(recognizer, detector=None, workers: int = DECODE_WORKERS, group: int | None = None,
                  use_hash: bool = False, channels: str = "mix") -> Callable[[list[BatchItem]], Iterator[Scored]]:
-    """Score items in this process: `workers` threads decode (with the recognizer's loader) the
-    next group while the model runs on the current one, having first built the common rates'
-    resampling kernels.  Files the loader refuses as too long are streamed, if the recognizer
-    has a streamer.  Yields in input order."""
+    """Score items in this process on the one scheduler (emotion.scheduler): `workers` threads
+    open (decode) the next group while the model runs on the current one, having first built
+    the common rates' resampling kernels.  Yields in input order."""
     group = group or max(GROUP_FILES, GROUP_BATCHES * recognizer.batch_size)
-    stream_long = recognizer.streamer is not None
 
     def run(items: list[BatchItem]) -> Iterator[Scored]:
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode") as pool:
-            pool.submit(warm_kernels)
-            pending: deque = deque()
-            starts = iter(range(0, len(items), group))
-
-            def submit_next() -> None:
-                start = next(starts, None)
-                if start is not None:
-                    pending.append([pool.submit(decode_item, it, detector, use_hash, recognizer.loader, channels,
-                                                stream_long) for it in items[start : start + group]])
-
-            submit_next()
-            while pending:
-                submit_next()  # decode one group ahead while the model works
-                decoded = [f.result() for f in pending.popleft()]
-                yield from score_decoded(recognizer, decoded, channels, segment=detector is not None)
+        threading.Thread(target=warm_kernels, name="warm-kernels", daemon=True).start()
+        outcomes = schedule(items, lambda it: decode_item(it, recognizer.opener, detector, use_hash, channels),
+                            lambda ds: score_decoded(recognizer, ds, segment=detector is not None), group, workers)
+        for i, outcome in outcomes:
+            yield outcome if isinstance(outcome, Scored) else failed_row(items[i], str(outcome))
 
     return run
 

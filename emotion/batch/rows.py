@@ -42,9 +42,9 @@ def result_row(result: EmotionResult | AudioError, path: str | os.PathLike, **ex
         row.update({"emotion": None, "confidence": None, "duration_s": None, "warnings": None,
                     "error": result.reason})
     else:
-        row.update({"channel": result.input.get("channel"), "emotion": None if result.silent else result.emotion,
+        row.update({"channel": result.input.channel, "emotion": None if result.silent else result.emotion,
                     "confidence": None if result.silent else result.confidence, **result.scores,
-                    "duration_s": result.input.get("duration_s"), "warnings": join_warnings(result.warnings),
+                    "duration_s": result.input.duration_s, "warnings": join_warnings(result.warnings),
                     "error": None})
     row.update(extra)
     return row

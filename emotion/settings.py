@@ -1,7 +1,9 @@
-"""Every setting of the command line and the web app, read once, at the entry point.
+"""Every setting of the command line, the web app and the batch job, read once, at the entry
+point, and the one factory from settings to a ready recognizer.
 
     settings = Settings.from_env()              # the environment over the defaults
     settings = settings.with_args(args)         # then the command line over both
+    rec = settings.recognizer()                 # the model, its engine and its audio limits
 
 Nothing below the entry points reads the environment: the library takes its settings as
 arguments, and the defaults live beside the code that owns them (audio caps in emotion.audio,
@@ -27,19 +29,18 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..audio import MAX_DECODE_S, MAX_DURATION_S, load_channels
-from ..errors import SettingsError
-from ..audiostream import STREAM_ABOVE_S, long_audio_loaders
-from ..model import PROJECT_ROOT
-from .service import DEFAULT_QUEUE_SIZE, GRACE_S
+from .decode import MAX_DECODE_S, MAX_DURATION_S
+from .errors import SettingsError
+from .model import PROJECT_ROOT
 
 OUTPUTS = PROJECT_ROOT / "outputs"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_QUEUE_SIZE = 16  # web requests that may wait for the model
+GRACE_S = 30.0  # seconds a running request may take to finish once the server is stopping
 DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
@@ -108,14 +109,26 @@ class Settings:
         """The longest audio the web app takes from its users: the setting, else MAX_DURATION_S."""
         return MAX_DURATION_S if self.max_duration_s is None else self.max_duration_s
 
-    def loader(self) -> Callable:
-        """load_channels with the web app's caps, for a Recognizer decoding in this process."""
-        return partial(load_channels, max_duration_s=self.app_max_duration_s, max_decode_s=self.max_decode_s)
+    def opener(self, app: bool = False, load: Callable | None = None):
+        """How paths become sources (emotion.sources.AudioOpener): the web app's cap for its
+        users' uploads (app), else the command line's (None: any length, long files streamed);
+        `load` decodes whole files (None: in this process)."""
+        from .sources import AudioOpener
 
-    def long_audio(self) -> tuple[Callable, Callable | None]:
-        """(loader, streamer) for the command line: audio of any length up to max_duration_s
-        (None: no cap), files over STREAM_ABOVE_S streamed in bounded memory."""
-        return long_audio_loaders(self.max_duration_s, self.max_decode_s)
+        return AudioOpener(self.app_max_duration_s if app else self.max_duration_s, self.max_decode_s, load=load)
+
+    def recognizer(self, warmup: bool = True, app: bool = False, load: Callable | None = None,
+                   model: str | os.PathLike | None = None):
+        """The one way from settings to a ready recognizer, for every command, the web app and
+        each Ray actor: the model (downloaded if it is a known one that is missing, unless
+        offline; `model` overrides the setting), on the engine its folder asks for, with the
+        engine options and audio limits of these settings, warmed up unless told otherwise."""
+        from .download import ensure_model
+        from .recognizer import Recognizer
+
+        folder = ensure_model(self.model if model is None else model, self.offline)
+        return Recognizer.load(folder, self.device, self.dtype, warmup=warmup, opener=self.opener(app, load),
+                               **self.engine_options())
 
 
 _KIND_WORDS = {int: "a whole number", float: "a number"}
@@ -127,30 +140,3 @@ def parse_auth(value: str) -> tuple[str, str]:
     if not sep or not user or not password:
         raise SettingsError('EMOTION_AUTH must look like "user:password"')
     return user, password
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model-dir, --device and --dtype: the options every command that loads a model takes."""
-    parser.add_argument("--model-dir", dest="model", default=None, metavar="DIR",
-                        help="model folder or known name (default: $EMOTION_MODEL_DIR, else "
-                             "models/emotion2vec_plus_large)")
-    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
-                        help="auto is fp32 on CPU and fp16 on CUDA; bf16 and int8 are faster CPU modes "
-                             "(see BENCHMARKS.md) (default: auto)")
-
-
-def add_audio_options(parser: argparse.ArgumentParser, app: bool = False) -> None:
-    """--max-duration: the web app's cap on its users' audio, or the command line's (none unless
-    given; files over STREAM_ABOVE_S are streamed)."""
-    default = f"{MAX_DURATION_S:g}" if app else f"no limit; files over {STREAM_ABOVE_S:g} s are analysed as a stream"
-    parser.add_argument("--max-duration", dest="max_duration_s", type=float, default=None, metavar="S",
-                        help=f"refuse audio longer than this many seconds (default: $EMOTION_MAX_DURATION_S, "
-                             f"else {default})")
-
-
-def command_options(parser: argparse.ArgumentParser, func: Callable) -> None:
-    """What every command that analyses audio takes (model and audio options), and its function."""
-    add_model_options(parser)
-    add_audio_options(parser)
-    parser.set_defaults(func=func)
