@@ -219,7 +219,7 @@ def rows_throughput(rec, ref, clock: Clock, args) -> None:
           f"{audio_s / first:.0f} audio-s/s, second {batch:.0f}; funasr clip by clip over {len(some)}: "
           f"{batch_ref:.0f}", flush=True)
     _, plain = plain_variants(rec)
-    plain.batch_samples = rec.batch_samples
+    plain.engine.batch_samples = rec.engine.batch_samples
     first_plain = clock.now()
     plain.analyse(clips)
     first_plain = clock.now() - first_plain

@@ -103,10 +103,9 @@ def memory_mb(pid: int) -> tuple[float, float] | None:
 LIBRARY_SCRIPT = """
 import sys
 from emotion import Recognizer
-from emotion.audiostream import long_audio_loaders
-loader, streamer = long_audio_loaders(None)
-rec = Recognizer.load(sys.argv[2], device="cpu", loader=loader, streamer=streamer)
-[result] = rec.recognize_long(sys.argv[1])
+from emotion.sources import AudioOpener
+rec = Recognizer.load(sys.argv[2], device="cpu", opener=AudioOpener(None))
+result = rec.recognize(sys.argv[1])
 print(result.input.duration_s, result.chunks)
 """
 
@@ -163,7 +162,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--model-dir", type=Path, default=WORK / "emotion2vec_plus_large")
     parser.add_argument("--library", action="store_true",
-                        help="call Recognizer.recognize_long in a child process instead of the command line")
+                        help="call Recognizer.recognize in a child process instead of the command line")
     args = parser.parse_args()
     if args.what == "tess":
         bench_tess()

@@ -98,8 +98,12 @@ class Recognizer:
         engine = TorchEngine.load(model, device, dtype, **engine_options)
         rec = cls(engine, opener)
         if warmup:
-            log.info("warm-up took %.2f s", engine.warmup())
+            rec.warmup()
         return rec
+
+    def warmup(self) -> None:
+        """Run the shapes a first request meets, so that it is as fast as the rest."""
+        log.info("warm-up took %.2f s", self.engine.warmup())
 
     # -- what the model is ---------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from emotion.sources import AudioOpener
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +121,7 @@ def test_recognize_reports_each_file_as_it_finishes(tiny_recognizer, audio_dir):
         events.append(("decode", Path(path).name))
         return tiny_recognizer.loader(path)
 
-    rec = Recognizer(tiny_recognizer.model, loader=loader)
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(load=loader))
     paths = [audio_dir / "mono_16000.wav", audio_dir / "clip.mp3", audio_dir / "mono_8000.wav"]
     rec.recognize_many(paths, on_result=lambda i, res: events.append(("result", paths[i].name)))
     assert [name for kind, name in events if kind == "result"] == [p.name for p in paths]

@@ -5,6 +5,7 @@ import pytest
 
 from emotion import Recognizer, load_audio
 from emotion.verify import COSINE_BOUND, SCORE_BOUND, cosine, reference_model
+from emotion.torch_engine import TorchEngine
 
 # soundfile, funasr's decoder here, reads these; the rest are compared on decoded samples
 FILE_CASES = ["mono_8000.wav", "mono_16000.wav", "mono_22050.wav", "mono_24414.wav", "mono_44100.wav",
@@ -71,7 +72,7 @@ def test_batched_mixed_lengths_equal_one_at_a_time(mid_model, audio_dir):
     clips = [load_audio(p) for p in sorted(audio_dir.glob("*.wav"))]
     lengths = {len(c.samples) for c in clips}
     assert len(lengths) > 3  # really mixed lengths
-    rec_padding = Recognizer(rec.model, batch_size=16, max_padding=10.0)  # one padded batch
+    rec_padding = Recognizer(TorchEngine(rec.engine.model, batch_size=16), max_padding=10.0)  # one padded batch
     assert len(rec_padding._batches([len(c.samples) for c in clips])) == 1
     batched = rec_padding.analyse(clips, "frame")
     for clip, b in zip(clips, batched):

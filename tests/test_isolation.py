@@ -10,6 +10,7 @@ from emotion import AudioError, Recognizer
 from emotion.audio import DECODE_TIMEOUT, DECODER_CRASHED, NOT_AUDIO, load_audio
 from emotion.isolation import IsolatedDecoder
 from tests.faulty_decoder import load_or_fail
+from emotion.sources import AudioOpener
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_workers_serve_threads_in_parallel(audio_dir):
 
 
 def test_recognizer_with_isolated_loader_keeps_going(tiny_recognizer, decoder, clip, audio_dir):
-    rec = Recognizer(tiny_recognizer.model, loader=decoder.load)
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(load=decoder.load_channels))
     out = rec.recognize_many([clip / "ok.wav", clip / "crash.wav", audio_dir / "clip.flac"])
     assert out[1].code == DECODER_CRASHED
     assert out[0].scores == pytest.approx(tiny_recognizer.recognize(clip / "ok.wav").scores, abs=1e-6)

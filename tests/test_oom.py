@@ -8,11 +8,12 @@ import torch
 
 from emotion import BusyError, Recognizer
 from emotion.audio import load_audio
+from emotion.torch_engine import TorchEngine
 
 
 @pytest.fixture
 def setup(tiny_recognizer, audio_dir, monkeypatch):
-    rec = Recognizer(tiny_recognizer.model, batch_size=8, max_padding=10.0)  # the 8 clips in one batch
+    rec = Recognizer(TorchEngine(tiny_recognizer.engine.model, batch_size=8), max_padding=10.0)  # the 8 clips in one batch
     clips = [load_audio(p) for p in sorted(audio_dir.glob("*.wav"))[:8]]
     expected = rec.analyse(clips)
     network = rec.engine.model.network

@@ -12,6 +12,7 @@ from emotion import Recognizer, load_audio
 from emotion.audio import SAMPLE_RATE, normalize
 from emotion.runner import LADDER_ROWS, Runner, ShapeLadder, exact_fp32
 from emotion.verify import COSINE_BOUND, SCORE_BOUND, cosine
+from emotion.torch_engine import TorchEngine
 
 
 def test_ladder_shapes():
@@ -29,7 +30,7 @@ def test_ladder_shapes():
 @pytest.fixture(scope="module")
 def mid_pair(mid_model):
     alone = Recognizer.load(mid_model, device="cpu", warmup=False, batch_size=1)
-    bucketed = Recognizer(alone.model, batch_size=32, max_padding=10.0, ladder=ShapeLadder())
+    bucketed = Recognizer(TorchEngine(alone.engine.model, batch_size=32, ladder=ShapeLadder()), max_padding=10.0)
     return alone, bucketed
 
 
@@ -84,7 +85,7 @@ def test_exact_fp32_turns_tf32_off_for_the_pass_only(tiny_recognizer, monkeypatc
     assert not Runner(tiny_recognizer.engine.model.network, torch.device("cuda"), torch.float16).exact
     assert not Runner(tiny_recognizer.engine.model.network, torch.device("cpu"), torch.float32).exact
 
-    rec = Recognizer(tiny_recognizer.model)
+    rec = Recognizer(TorchEngine(tiny_recognizer.engine.model))
     rec.engine.runner.exact = True  # as on CUDA in fp32; the flags are plain settings on a CPU build too
     network, real, seen = rec.engine.model.network, rec.engine.model.network.forward, []
 
@@ -106,9 +107,9 @@ def test_exact_fp32_turns_tf32_off_for_the_pass_only(tiny_recognizer, monkeypatc
 
 
 def test_gpu_paths_are_off_on_a_cpu(tiny_recognizer):
-    rec = Recognizer(tiny_recognizer.model)
+    rec = Recognizer(TorchEngine(tiny_recognizer.engine.model))
     assert rec.engine.runner.ladder is None and rec.engine.runner.graphs is None  # the CPU pads nothing
-    forced = Recognizer(tiny_recognizer.model, ladder=ShapeLadder(), graphs=True)
+    forced = Recognizer(TorchEngine(tiny_recognizer.engine.model, ladder=ShapeLadder(), graphs=True))
     assert forced.engine.runner.ladder is not None and forced.engine.runner.graphs is None  # graphs need CUDA
 
 
