@@ -21,6 +21,7 @@ the queue in emotion.app.service, ...). Environment variables:
 | EMOTION_AUTH | auth ("user:password") | unset: no login |
 | EMOTION_GRACE_S | grace_s | 30 |
 | EMOTION_CUDA_GRAPHS = 0 | cuda_graphs: off, every pass eager (emotion.runner) | on (CUDA only) |
+| EMOTION_LIVE_DTYPE | live_dtype: the Live tab's model (auto, same, fp32, bf16, int8) | auto: int8 beside fp32 on a CPU |
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Settings:
     auth: tuple[str, str] | None = field(default=None, repr=False)
     grace_s: float = GRACE_S
     cuda_graphs: bool = True
+    live_dtype: str = "auto"  # the Live tab's model: see live_recognizer
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -90,6 +92,7 @@ class Settings:
             auth=get("EMOTION_AUTH", parse_auth),
             grace_s=get("EMOTION_GRACE_S", float, d.grace_s),
             cuda_graphs=get("EMOTION_CUDA_GRAPHS", str, "on") not in ("0", "off", "false", "no"),
+            live_dtype=get("EMOTION_LIVE_DTYPE", parse_live_dtype, d.live_dtype),
         )
 
     def with_args(self, args: argparse.Namespace) -> "Settings":
@@ -131,7 +134,31 @@ class Settings:
                                **self.engine_options())
 
 
+    def live_recognizer(self, main):
+        """The Live tab's recognizer beside `main` (the uploads'): live updates must keep up with
+        speech, one 3 s window every 0.5 s. On a CPU running fp32 that is an int8 copy of the same
+        model (auto; about 4x faster, BENCHMARKS.md), with its own lock, so that a live window never
+        waits behind an upload's pass; with "same", on a GPU, or when main already runs the asked
+        precision, main itself."""
+        engine = main.engine
+        wanted = self.live_dtype
+        if wanted == "auto":
+            wanted = "int8" if not engine.on_gpu and engine.dtype_name == "fp32" else "same"
+        if wanted in ("same", engine.dtype_name):
+            return main
+        from .recognizer import Recognizer
+
+        return Recognizer.load(engine.path, engine.device, wanted, opener=main.opener, **self.engine_options())
+
+
 _KIND_WORDS = {int: "a whole number", float: "a number"}
+LIVE_DTYPES = ("auto", "same", "fp32", "bf16", "int8")
+
+
+def parse_live_dtype(value: str) -> str:
+    if value not in LIVE_DTYPES:
+        raise SettingsError(f"EMOTION_LIVE_DTYPE must be one of {', '.join(LIVE_DTYPES)}, not {value!r}")
+    return value
 
 
 def parse_auth(value: str) -> tuple[str, str]:

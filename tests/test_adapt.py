@@ -92,12 +92,12 @@ def test_second_run_reuses_the_cache(adapted, clips, tiny_recognizer):
 
 
 def test_adapted_folder_loads_with_its_labels(adapted, clips, tiny_recognizer):
-    released = tiny_recognizer.model_info()
+    released = tiny_recognizer.model_info().to_dict()
     assert released["head"] == "released" and released["base"] == released["name"] == "tiny"
     assert released["summary"] == "tiny (released head, 9 classes)"
     outcome, _ = adapted
     rec = Recognizer.load(outcome.folder, device="cpu", warmup=False)
-    info = rec.model_info()
+    info = rec.model_info().to_dict()
     assert info["name"] == "pitch" and info["base"] == "tiny" and info["head"] == "adapted"
     assert info["classes"] == ["high", "low", "mid"] and "adapted head" in info["summary"]
     res = rec.recognize(clips / "low_1_000.wav", granularity="frame")

@@ -18,6 +18,7 @@ from emotion.app.service import WebService
 from emotion.audio import SAMPLE_RATE, AudioError
 from emotion.model import load_model
 from emotion.runner import FairLock
+from emotion.torch_engine import TorchEngine
 from emotion.stream import StreamingRecognizer
 from tests.media import speechlike
 
@@ -51,7 +52,7 @@ def wait_idle(hub: LiveHub, key: str, timeout: float = 10.0):
 @pytest.fixture
 def gated_recognizer(tiny_model):
     """A recognizer of its own whose forward pass can be held (gate) or slowed (delay)."""
-    rec = Recognizer(load_model(tiny_model, "cpu"))
+    rec = Recognizer(TorchEngine(load_model(tiny_model, "cpu")))
     net = rec.engine.model.network
     real = net.forward
     gate, control = threading.Event(), {"delay": 0.0, "calls": []}

@@ -9,6 +9,7 @@ import torch
 from emotion import Recognizer
 from emotion.model import CheckpointError, ModelNotFoundError, load_model
 from emotion.model import read_state_dict
+from emotion.torch_engine import TorchEngine
 from tests.checkpoints import OLD_TOKENS, write_model_dir
 
 
@@ -104,8 +105,8 @@ def test_int8_mode_quantises_the_transformer_and_stays_close(mid_model, audio_di
     torchao's maintained Int8DynamicActivationInt8WeightConfig at the same fidelity (BENCHMARKS.md,
     "int8"). When torch drops torch.ao.quantization this test fails at the import below: switch
     model.quantize_linears to torchao >= 0.18 then (benchmarks/bench_int8.py has the exact call)."""
-    fp32 = Recognizer(load_model(mid_model, device="cpu"))
-    int8 = Recognizer(load_model(mid_model, device="cpu", dtype="int8"))
+    fp32 = Recognizer(TorchEngine(load_model(mid_model, device="cpu")))
+    int8 = Recognizer(TorchEngine(load_model(mid_model, device="cpu", dtype="int8")))
     assert int8.model_info().dtype == "int8"
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 

@@ -67,17 +67,17 @@ def outcome_values(outcome: Outcome, lang: str) -> tuple:
     return tuple(values)
 
 
+def owner_of(token: str | None, request: gr.Request | None) -> str | None:
+    """Whose results these are: the logged-in user, else this browser's token."""
+    user = getattr(request, "username", None) if request is not None else None
+    return f"user:{user}" if user else token
+
+
 class Handlers:
     """Every event of the page, bound to one service."""
 
     def __init__(self, service: WebService):
         self.service = service
-
-    @staticmethod
-    def _owner(token: str | None, request: gr.Request | None) -> str | None:
-        """Whose results these are: the logged-in user, else this browser's token."""
-        user = getattr(request, "username", None) if request is not None else None
-        return f"user:{user}" if user else token
 
     def on_load(self, token: str | None, request: gr.Request):
         token = token or uuid.uuid4().hex  # 128 random bits, kept in this browser's storage
@@ -100,7 +100,7 @@ class Handlers:
 
     def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
-                                       [self._owner(token, request)], [ticket], [channels])
+                                       [owner_of(token, request)], [ticket], [channels])
         return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang))
 
     def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets):
@@ -148,7 +148,7 @@ class Handlers:
             progress((done, total), desc=desc, unit="files")
 
         try:
-            out = self.service.batch(paths, want_embedding, self._owner(token, request), on_progress)
+            out = self.service.batch(paths, want_embedding, owner_of(token, request), on_progress)
         except RequestError as exc:
             message = t("no_files", lang) if not paths else str(exc)
             return f"### {t('failed', lang, error=message)}", gr.update(visible=False), gr.update(visible=False), None
@@ -162,13 +162,13 @@ class Handlers:
                 display_table(out.rows, self.service.labels, lang))
 
     def history_refresh(self, token, lang, request: gr.Request):
-        entries = self.service.history(self._owner(token, request))
+        entries = self.service.history(owner_of(token, request))
         choices = [(render.history_label(data, lang), name) for name, data in entries]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     def history_open(self, name, token, lang, request: gr.Request):
         try:
-            data, folder = self.service.reopen(name, self._owner(token, request))
+            data, folder = self.service.reopen(name, owner_of(token, request))
         except RequestError:
             message = t("choose_result", lang) if not name else t("no_such_result", lang, name=name)
             return empty_values(lang, f"### {t('failed', lang, error=message)}")

@@ -49,6 +49,11 @@ TIMELINE_S = 30.0  # seconds of updates a session keeps (the page's rolling time
 MAX_SESSIONS = 8  # live recordings at once; more are refused
 MAX_RECORDING_S = 600.0  # one recording's cap (the stream's time limit in the page)
 IDLE_S = 30.0  # a session that sends nothing for this long is freed (closing the tab frees it at once)
+# Audio that never reached the server: the browser records in real time, so the wall-clock span of
+# the chunks' arrivals is what it recorded; a shortfall beyond jitter is reported (Gradio keeps only
+# the newest chunk of a stream while its handler runs, so a slow handler would lose the others)
+LOSS_TOLERANCE_S = 0.5
+LOSS_TOLERANCE_SHARE = 0.03
 LATENCY_KEEP = 200  # latencies kept per session for its figures
 STALE_RECORDING_S = 3600.0  # a stopped recording not analysed by then is deleted
 
@@ -91,6 +96,7 @@ class LiveView:
     latencies: list[float]  # newest sample -> on the page, seconds, of the updates delivered
     full: bool = False  # the recording reached max_s: further chunks are not taken
     fresh: bool = False  # this view delivers updates the page has not had yet
+    lost_s: float = 0.0  # seconds the browser recorded that never reached the server (see LOSS_TOLERANCE_S)
 
 
 @dataclass
@@ -127,9 +133,20 @@ class LiveSession:
     # the recording's start as the least delayed chunk tells it
     clock: float = float("inf")
     last_seen: float = field(default_factory=time.monotonic)
+    first_arrival: float | None = None  # wall clock of the first chunk and of the newest
+    last_arrival: float = 0.0
+    first_chunk_s: float = 0.0
     closed: bool = False
     full: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def lost_s(self) -> float:
+        """Seconds recorded by the browser, by the chunks' arrival times, that are not in the stream."""
+        if self.first_arrival is None or self.stream is None:
+            return 0.0
+        span = self.last_arrival - self.first_arrival + self.first_chunk_s
+        shortfall = span - self.stream.duration_s
+        return round(shortfall, 1) if shortfall > LOSS_TOLERANCE_S + LOSS_TOLERANCE_SHARE * span else 0.0
 
     def memory_bytes(self) -> int:
         held = self.stream.held_bytes if self.stream else 0
@@ -197,6 +214,9 @@ class LiveHub:
             if not session.full:
                 self._spool(session, samples, rate)
             session.clock = min(session.clock, arrived - chunks.duration_s)
+            if session.first_arrival is None:
+                session.first_arrival, session.first_chunk_s = arrived, len(samples) / rate
+            session.last_arrival = arrived
         with self._cond:
             session.last_seen = time.monotonic()
             for window in due:
@@ -248,7 +268,8 @@ class LiveHub:
         stream = session.stream
         return LiveView(session.seq, stream.duration_s if stream else 0.0, stream.level_db if stream else -120.0,
                         bool(current and current.update.speech), current, updates, session.analysed,
-                        session.silent, session.dropped, list(session.latencies), session.full, fresh)
+                        session.silent, session.dropped, list(session.latencies), session.full, fresh,
+                        session.lost_s())
 
     def view(self, key: str, deliver: bool = True) -> LiveView | None:
         """The session as the page shows it; deliver: its new updates are now on their way to it."""

@@ -21,7 +21,7 @@ import numpy as np
 from ..audio import INVALID, AudioError
 from ..labels import display_name
 from ..recognizer import GRANULARITIES
-from .handlers import Handlers, empty_values, outcome_values
+from .handlers import empty_values, outcome_values, owner_of
 from .live import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
                    LiveHub, LiveView, hub_for)
 from .service import WebService
@@ -158,7 +158,8 @@ def log_text(view: LiveView | None, hub: LiveHub) -> str:
         return "waiting for the microphone"
     vad = "Silero VAD" if hub.vad else "off"
     full = f"the {hub.max_s:g} s limit is reached: press Stop to analyse the recording\n" if view.full else ""
-    return (full + f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
+    lost = f"about {view.lost_s:.1f} s of the recording did not reach the server\n" if view.lost_s else ""
+    return (full + lost + f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
             f"{'speech' if view.speech_now else 'silence'}\n"
             f"updates: {view.analysed} analysed, {view.silent} silent, {view.dropped} dropped (latest wins) · "
             f"window {hub.window_s:g} s, hop {hub.hop_s:g} s, silence gate: {vad}\n" + latency_text(view))
@@ -168,8 +169,9 @@ def log_text(view: LiveView | None, hub: LiveHub) -> str:
 
 
 def _chunk(hub: LiveHub, key: str, chunk_path):
-    """One streamed chunk: taken by the hub, then the newest view (waiting up to one chunk's time
-    for the window it may have completed)."""
+    """One streamed chunk: taken by the hub, then the newest view. It never waits for the model:
+    while this handler runs, Gradio keeps only the newest chunk of the stream, so a handler slower
+    than the chunks would lose audio (an update ready later goes out with the next chunk)."""
     arrived = time.time()
     if not chunk_path:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -178,7 +180,7 @@ def _chunk(hub: LiveHub, key: str, chunk_path):
         view = hub.push(key, samples, rate, arrived)
     except (LiveError, ValueError) as exc:  # AudioError is a ValueError
         raise gr.Error(str(exc), print_exception=False) from None
-    view = hub.wait(key, view.seq, STREAM_EVERY_S) or view
+    view = hub.view(key) or view
     if not view.fresh:  # the meter moves with every chunk; the rest only with a new update
         return gr.skip(), meter_html(view), gr.skip(), gr.skip()
     return now_html(view), meter_html(view), timeline_html(view, hub.hop_s), log_text(view, hub)
@@ -193,17 +195,21 @@ def _stop(hub: LiveHub, key: str):
     if recording is None:
         return None, "nothing was recorded"
     v = recording.view
-    summary = (f"recorded {recording.duration_s:.1f} s: {v.analysed} live updates, {v.silent} silent, "
+    lost = f" (about {v.lost_s:.1f} s more did not reach the server)" if v.lost_s else ""
+    summary = (f"recorded {recording.duration_s:.1f} s{lost}: {v.analysed} live updates, {v.silent} silent, "
                f"{v.dropped} dropped\n{latency_text(v)}\nanalysing the whole recording…")
-    return str(recording.path), summary
+    return (str(recording.path), v.lost_s), summary
 
 
-def _analyse(service: WebService, path, granularity, want_embedding, owner, lang):
-    """The stopped recording, analysed and saved exactly as an upload is (in its owner's history)."""
-    if not path:
+def _analyse(service: WebService, recording, granularity, want_embedding, owner, lang):
+    """The stopped recording, analysed and saved exactly as an upload is (in its owner's history);
+    audio that never reached the server is named in the result's warnings."""
+    if not recording:
         return empty_values(lang)
+    path, lost_s = recording
+    lost = [f"live recording: about {lost_s:.1f} s did not reach the server"] if lost_s else []
     try:
-        [outcome] = service.serve([path], [granularity], [want_embedding], [owner])
+        [outcome] = service.serve([path], [granularity], [want_embedding], [owner], warnings=[lost])
     finally:
         Path(path).unlink(missing_ok=True)
     return outcome_values(outcome, lang)
@@ -243,7 +249,7 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
         return _stop(hub, request.session_hash)
 
     def analyse(path, granularity, want_embedding, token, language, request: gr.Request):
-        return _analyse(service, path, granularity, want_embedding, Handlers._owner(token, request), language)
+        return _analyse(service, path, granularity, want_embedding, owner_of(token, request), language)
 
     quiet = dict(api_visibility="private", show_progress="hidden")
     live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
@@ -261,7 +267,7 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
 
 def build(service: WebService, model_concurrency: str, owner, lang) -> LiveTab:
     """Lay out and wire the Live tab inside the caller's gr.Blocks; a closed tab frees its session."""
-    hub = hub_for(service.recognizer)
+    hub = hub_for(service.live)
     tab = layout()
     wire(service, hub, tab, model_concurrency, owner, lang)
 

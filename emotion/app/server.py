@@ -97,7 +97,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers; expired results
         if decoder is not None:
             decoder.warm()
-        service = WebService(rec, settings.output_dir)
+        service = WebService(rec, settings.output_dir, live=settings.live_recognizer(rec))
         demo = build_app(service, queue_size=settings.queue_size, owner_secret=owner_secret(settings.output_dir))
         demo.launch(prevent_thread_lock=True, quiet=True,
                     **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,

@@ -90,18 +90,19 @@ def owner_digest(owner: str) -> str:
 class WebService:
     """One loaded recognizer serving the page's requests; results are saved under output_root."""
 
-    def __init__(self, recognizer, output_root: str | Path):
+    def __init__(self, recognizer, output_root: str | Path, live=None):
         self.recognizer = recognizer
+        self.live = live or recognizer  # the Live tab's (Settings.live_recognizer)
         self.output_root = Path(output_root).resolve()
         self.output_root.mkdir(parents=True, exist_ok=True)
         self.drain = Drain()
         self.speed = SpeedMeter()
         self.line = WaitingLine()
-        self.labels = label_keys(recognizer.model.labels)
+        self.labels = label_keys(recognizer.labels)
 
     def status(self) -> dict:
         """The model in use and the memory it takes: name, device, dtype, rss_mb (and gpu_mb)."""
-        info = {**self.recognizer.model_info(), "rss_mb": rss_mb()}
+        info = {**self.recognizer.model_info().to_dict(), "rss_mb": rss_mb()}
         if str(info["device"]).startswith("cuda"):
             import torch
 
@@ -124,7 +125,7 @@ class WebService:
 
     def serve(self, paths: list, granularities: list[str], embeddings: list[bool],
               owners: list[str | None] | None = None, tickets: list[str | None] | None = None,
-              channels: list[str] | None = None) -> list[Outcome]:
+              channels: list[str] | None = None, warnings: list[list[str]] | None = None) -> list[Outcome]:
         """Each request's Outcome. Requests of one granularity and channel choice are analysed
         together; tickets are announce()'s, so the waiting line forgets them."""
         for ticket in tickets or []:
@@ -132,10 +133,11 @@ class WebService:
         names = [Path(str(p)).name if p else "" for p in paths]
         owners = owners or [None] * len(paths)
         channels = [c or "mix" for c in channels] if channels else ["mix"] * len(paths)
-        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels),
+        warnings = warnings or [[]] * len(paths)
+        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels, warnings),
                              lambda: [Outcome(n, error=SHUTTING_DOWN) for n in names])
 
-    def _serve(self, paths, granularities, embeddings, owners, names, channels) -> list[Outcome]:
+    def _serve(self, paths, granularities, embeddings, owners, names, channels, warnings) -> list[Outcome]:
         start = time.perf_counter()
         outcomes: list[Outcome | None] = [None] * len(paths)
         groups: dict[tuple[str, str], list[int]] = {}
@@ -148,7 +150,7 @@ class WebService:
                 groups.setdefault((gran, chosen), []).append(i)
         for (gran, chosen), idx in groups.items():
             for i, res in zip(idx, self._recognize([paths[i] for i in idx], gran, chosen)):
-                outcomes[i] = self._save(names[i], res, bool(embeddings[i]), owners[i], start)
+                outcomes[i] = self._save(names[i], res, bool(embeddings[i]), owners[i], start, warnings[i])
         for o in outcomes:
             self._log(o)
         return outcomes
@@ -164,11 +166,15 @@ class WebService:
                 out[i] = AudioError(Path(str(paths[i])).name, str(res) if isinstance(res, BusyError) else NOT_ANALYSED)
         return out
 
-    def _save(self, name: str, res, embedding: bool, owner: str | None, start: float) -> Outcome:
-        """Save a request's result (one folder per channel when each was asked for)."""
+    def _save(self, name: str, res, embedding: bool, owner: str | None, start: float,
+              warnings: list[str] = ()) -> Outcome:
+        """Save a request's result (one folder per channel when each was asked for), with the
+        caller's warnings added to the result's own."""
         if isinstance(res, AudioError):
             return Outcome(name, error=f"{res.name}: {res.reason}", code=res.code)
         results = res if isinstance(res, list) else [res]
+        for one in results:
+            one.warnings.extend(warnings)
         saved = []
         try:
             for one in results:
