@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from emotion.app.live import hub_for
+from emotion.engine import Engine
 from emotion.files import is_complete
 from emotion.resample import resample
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
@@ -134,3 +135,71 @@ def test_closing_the_tab_frees_the_session(mic_browser, app_url, tiny_recognizer
     wait_until(lambda: hub.sessions == 0, hub.idle_s - 5, "the session to be freed")
     assert time.monotonic() - closed < hub.idle_s - 5  # by the page's unload event, not the idle sweep
     assert hub.memory_bytes() == 0 and not list(hub.spool_dir.iterdir())
+
+
+class SlowEngine(Engine):
+    """An engine that takes `delay` seconds longer per pass than the one it wraps: a model slower
+    than real time, as the large model in fp32 is on a loaded 2-core CPU."""
+
+    def __init__(self, inner: Engine, delay: float):
+        self.inner, self.delay = inner, delay
+        for name in ("labels", "hop", "dim", "path", "name", "dtype_name", "device", "on_gpu", "batch_size",
+                     "batch_samples"):
+            setattr(self, name, getattr(inner, name))
+
+    def embed(self, waves):
+        time.sleep(self.delay)
+        return self.inner.embed(waves)
+
+    def logits(self, embeddings):
+        return self.inner.logits(embeddings)
+
+    def info(self):
+        return self.inner.info()
+
+
+@pytest.fixture(scope="module")
+def slow_live_url(tmp_path_factory, tiny_recognizer, tiny_model):
+    """The app with a Live model that needs 1.5 s a window, three times the hop."""
+    from emotion.app.page import build_app
+    from emotion.app.server import launch_kwargs
+    from emotion.app.service import WebService
+    from emotion.recognizer import Recognizer
+    from tests.ports import free_port
+
+    out = tmp_path_factory.mktemp("slow-live") / "outputs"
+    slow = Recognizer(SlowEngine(tiny_recognizer.engine, 1.5))
+    demo = build_app(WebService(tiny_recognizer, out, live=slow), owner_secret="test-secret")
+    demo.launch(prevent_thread_lock=True, quiet=True,
+                **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
+    yield demo.local_url
+    demo.close()
+
+
+def test_audio_lost_while_the_model_lags_is_counted_and_said(mic_browser, slow_live_url):
+    """Updates may be skipped while the model lags (latest wins). Gradio keeps only the newest chunk
+    of a stream while its handler runs, so on a loaded machine chunks can still fail to reach the
+    server: every second recorded is either in the saved result or counted as lost, in the live
+    log and in the result's warnings, never dropped without a word."""
+    context, page = open_live_tab(mic_browser, slow_live_url)
+    try:
+        page.locator("#live_audio button.record-button").click()
+        started = time.monotonic()
+        wait_until(lambda: "recorded" in page.locator("#live_meter").inner_text(), 30, "the first chunks")
+        page.wait_for_timeout(9000)
+        page.locator("#live_audio button.stop-button").click()
+        wall = time.monotonic() - started
+        page.wait_for_function("document.querySelector('#live_process_log textarea').value.includes('saved in')",
+                               timeout=120_000)
+        log_text = page.locator("#live_process_log textarea").input_value()
+        live_log = page.locator("#live_log textarea").input_value()
+        page.screenshot(path=str(ARTIFACTS / "live_slow_model_saved.png"), full_page=True)
+    finally:
+        context.close()
+    saved = float(log_text.split("duration:")[1].split("s")[0])
+    lost = float(live_log.split("(about ")[1].split(" s")[0]) if "did not reach the server" in live_log else 0.0
+    assert "dropped" in live_log  # the model did lag: updates were skipped
+    # the recorder starts a moment after the click; every second it recorded is kept or counted
+    assert saved + lost >= 0.85 * (wall - 1.0), (saved, lost, wall, live_log)
+    if saved < 0.9 * (wall - 1.0):
+        assert lost > 0 and "did not reach the server" in log_text, (saved, wall, log_text)
