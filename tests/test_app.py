@@ -379,7 +379,7 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
     _, url, out, service = serve(tiny_recognizer)
     client = Client(url, verbose=False)
     view = recognize(client, call, channels="each")
-    refs = tiny_recognizer.recognize(str(call), channels="each")
+    refs = tiny_recognizer.recognize_channels(str(call))
     assert [r.input.channel for r in refs] == ["left", "right"]
     for ref in refs:
         assert f"| {ref.input.channel} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]

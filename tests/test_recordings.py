@@ -186,7 +186,9 @@ def test_channel_choice_decodes_each_side(call, tmp_path):
 
 
 def test_each_channel_gets_its_own_result(tiny_recognizer, call):
-    left, right = tiny_recognizer.recognize(call, channels="each")
+    left, right = tiny_recognizer.recognize_channels(call)
+    with pytest.raises(ValueError, match="recognize_channels"):  # recognize gives one result, always
+        tiny_recognizer.recognize(call, channels="each")
     assert (left.input.channel, right.input.channel) == ("left", "right")
     assert left.to_dict()["input"]["channel"] == "left"
     assert left.scores != right.scores
