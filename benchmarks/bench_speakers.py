@@ -54,7 +54,7 @@ def load_speakers(folder: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def conversation(rng, voices: dict[str, list[np.ndarray]], n_speakers: int, turns: int, detector):
+def conversation(rng, voices: dict[str, list[np.ndarray]], n_speakers: int, turns: int, diarizer):
     """(samples, reference [(start, end, speaker)]) of one built conversation."""
     who = list(rng.choice(sorted(voices), n_speakers, replace=False))
     pieces, ref = [], []
@@ -79,7 +79,7 @@ def conversation(rng, voices: dict[str, list[np.ndarray]], n_speakers: int, turn
                 gap = rng.uniform(0.3, 1.5)
             cursor = max(0, cursor + int(gap * SAMPLE_RATE))
         pieces.append((cursor, piece))
-        for s, e in detector.speech_spans(piece):
+        for s, e in diarizer.speech(piece):
             ref.append((cursor / SAMPLE_RATE + s, cursor / SAMPLE_RATE + e, spk))
         cursor += len(piece)
     out = np.zeros(cursor, np.float32)
@@ -158,7 +158,7 @@ def main() -> None:
     audio_s = spent = 0.0
     for n_speakers in (2, 3, 4):
         for k in range(args.per_count):
-            samples, ref = conversation(rng, voices, n_speakers, int(rng.integers(16, 25)), diarizer.detector)
+            samples, ref = conversation(rng, voices, n_speakers, int(rng.integers(16, 25)), diarizer)
             duration = len(samples) / SAMPLE_RATE
             start = time.perf_counter()
             prints = diarizer.voice_prints(samples)
@@ -204,7 +204,7 @@ def main() -> None:
     if args.hour:
         parts, total = [], 0
         while total < 3600 * SAMPLE_RATE:
-            samples, _ = conversation(rng, voices, 4, 24, diarizer.detector)
+            samples, _ = conversation(rng, voices, 4, 24, diarizer)
             parts.append(samples)
             total += len(samples)
         hour = np.concatenate(parts)[:3600 * SAMPLE_RATE]

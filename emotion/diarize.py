@@ -16,7 +16,9 @@ Three steps:
    MIN_SPEAKER_S is folded into the others (such clusters are mostly overlapping speech).
 
 Each window speaks for the time closest to its centre, runs of one speaker become turns, and turns
-shorter than MIN_TURN_S are merged into a neighbour in the same stretch of speech.
+shorter than MIN_TURN_S, or heard by a single window, are merged into a neighbour in the same
+stretch of speech (a change of speaker without a pause needs two windows that agree); one
+speaker's turns less than JOIN_PAUSE_S apart are one turn.
 
 What it does not do: overlapping speech gets one speaker per instant (the louder or the one whose
 voice print the window is closer to), a speaker who says less than about a window may be folded
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +43,8 @@ WINDOW_S = 1.5  # seconds of speech per voice print
 HOP_S = 0.75  # seconds between window starts in a long stretch of speech
 MIN_WINDOW_S = 0.2  # seconds: shorter stretches of speech are not given a voice print of their own
 MIN_TURN_S = 0.5  # seconds: shorter turns are merged into a neighbour
+JOIN_PAUSE_S = 0.5  # seconds: one speaker's turns closer than this are one turn (the pause included)
+MIN_RUN_WINDOWS = 2  # a speaker change inside a stretch of speech needs this many windows' agreement
 DEFAULT_MAX_SPEAKERS = 8
 AUTO_THRESHOLD = 0.4  # cosine distance between clusters above which "auto" keeps them apart
 MAX_CLUSTER_WINDOWS = 2000  # windows clustered at once; longer recordings: a subsample, then all assigned
@@ -47,6 +52,10 @@ MIN_SPEAKER_S = 3.0  # seconds: with "auto", a cluster heard for less is folded 
 ENCODER_BATCH = 64  # windows per encoder pass
 REFINE_PASSES = 2
 MEL_FRAMES_PER_S = 100  # Resemblyzer's mel hop is 10 ms
+# Torch threads while finding speech and voice prints: the VAD's 32 ms steps and the encoder's small
+# LSTM gain nothing from more, and lose much to thread hand-offs on a busy CPU (on the 2-core
+# machine of BENCHMARKS.md under load, 2 threads made the VAD 35x and the encoder 13x slower).
+TORCH_THREADS = 1
 
 
 class SpeakerError(EmotionError):
@@ -107,6 +116,19 @@ def parse_speakers(value: str) -> int | str:
         raise SpeakerError(f'--speakers takes "auto" or a number of speakers, not {value!r}') from None
     check_speakers(n, max(n, 1))
     return n
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with n torch intra-op threads (process-wide), then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class SpeakerEncoder:
@@ -227,31 +249,50 @@ def cluster(embeddings: np.ndarray, speakers: int | str, max_speakers: int = DEF
 
 
 def _runs(regions: list[tuple[float, float]], labels: list[int]) -> list[list]:
-    """Consecutive regions of one label merged, then runs under MIN_TURN_S merged into the longer
-    neighbour (the shortest first): [[start, end, label], ...]."""
-    runs: list[list] = []
+    """Consecutive regions of one label merged; then runs under MIN_TURN_S or of fewer than
+    MIN_RUN_WINDOWS windows are merged into the longer neighbour (the shortest first):
+    [[start, end, label], ...]."""
+    runs: list[list] = []  # [start, end, label, windows]
     for (lo, hi), lab in zip(regions, labels):
         if runs and runs[-1][2] == lab:
             runs[-1][1] = hi
+            runs[-1][3] += 1
         else:
-            runs.append([lo, hi, lab])
-    while len(runs) > 1:
-        i = min(range(len(runs)), key=lambda r: runs[r][1] - runs[r][0])
-        if runs[i][1] - runs[i][0] >= MIN_TURN_S:
-            break
+            runs.append([lo, hi, lab, 1])
+
+    def weak(run: list) -> bool:
+        return run[1] - run[0] < MIN_TURN_S or run[3] < MIN_RUN_WINDOWS
+
+    while len(runs) > 1 and any(weak(r) for r in runs):
+        i = min((r for r in range(len(runs)) if weak(runs[r])), key=lambda r: (runs[r][3], runs[r][1] - runs[r][0]))
         left = runs[i - 1] if i > 0 else None
         right = runs[i + 1] if i + 1 < len(runs) else None
         target = left if right is None or (left is not None and left[1] - left[0] >= right[1] - right[0]) else right
         target[0], target[1] = min(target[0], runs[i][0]), max(target[1], runs[i][1])
+        target[3] += runs[i][3]
         del runs[i]
         merged: list[list] = []
         for run in runs:
             if merged and merged[-1][2] == run[2]:
                 merged[-1][1] = run[1]
+                merged[-1][3] += run[3]
             else:
                 merged.append(run)
         runs = merged
-    return runs
+    return [r[:3] for r in runs]
+
+
+def join_turns(turns: list[Turn]) -> list[Turn]:
+    """Turns in time order, one speaker's turns less than JOIN_PAUSE_S apart made one (the pause
+    included)."""
+    joined: list[Turn] = []
+    for t in sorted(turns, key=lambda t: t.start):
+        last = next((j for j in reversed(joined) if j.speaker == t.speaker), None)
+        if last is not None and last is joined[-1] and t.start - last.end < JOIN_PAUSE_S:
+            last.end = max(last.end, t.end)
+        else:
+            joined.append(Turn(t.start, t.end, t.speaker))
+    return joined
 
 
 class Diarizer:
@@ -271,13 +312,19 @@ class Diarizer:
         check_speakers(speakers, max_speakers)
         return self.turns(self.voice_prints(samples, spans), speakers, max_speakers)
 
+    def speech(self, samples: np.ndarray) -> list[tuple[float, float]]:
+        """(start, end) seconds of the speech in a 16 kHz mono clip (the VAD, on TORCH_THREADS)."""
+        with torch_threads(TORCH_THREADS):
+            return self.detector.speech_spans(samples)
+
     def voice_prints(self, samples: np.ndarray, spans: list[tuple[float, float]] | None = None) -> VoicePrints:
         """The speech of a 16 kHz mono clip (found with the VAD unless `spans` is given) and a
         voice print per window of it."""
-        if spans is None:
-            spans = self.detector.speech_spans(samples)
-        windows, regions, owner = windows_of(spans)
-        embeddings = self.encoder.embed(samples, windows, spans, owner) if windows else np.zeros((0, 256), np.float32)
+        with torch_threads(TORCH_THREADS):
+            if spans is None:
+                spans = self.detector.speech_spans(samples)
+            windows, regions, owner = windows_of(spans)
+            embeddings = self.encoder.embed(samples, windows, spans, owner) if windows else np.zeros((0, 256), np.float32)
         return VoicePrints(spans, windows, regions, owner, embeddings)
 
     @staticmethod
@@ -297,6 +344,7 @@ class Diarizer:
             if mine:
                 for lo, hi, lab in _runs([prints.regions[i] for i in mine], [int(labels[i]) for i in mine]):
                     turns.append(Turn(round(lo, 3), round(hi, 3), str(lab)))
+        turns = join_turns(turns)
         names: dict[str, str] = {}
         for t in turns:  # numbered by first appearance
             t.speaker = names.setdefault(t.speaker, f"S{len(names) + 1}")

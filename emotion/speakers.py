@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, load_clips, prepare_channels
-from .diarize import DEFAULT_MAX_SPEAKERS, Diarizer, Turn, check_speakers
+from .diarize import DEFAULT_MAX_SPEAKERS, Diarizer, Turn, check_speakers, join_turns
 from .results import EmotionResult
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,9 @@ def recognize_speakers(recognizer, source, speakers: int | str = "auto",
         whole = Audio(np.mean([c.samples for c in clips], axis=0).astype(np.float32), clips[0].name,
                       clips[0].source_rate, clips[0].channels, clips[0].sha256, list(clips[0].warnings),
                       clips[0].decode_ms, channel="mix")
-        found = [(c, Turn(round(s, 3), round(e, 3), c.channel)) for c in clips
-                 for s, e in diarizer.detector.speech_spans(c.samples)]
-        found.sort(key=lambda ct: ct[1].start)
+        side = {c.channel: c for c in clips}
+        found = [(side[t.speaker], t) for t in join_turns([Turn(round(s, 3), round(e, 3), c.channel) for c in clips
+                                                           for s, e in diarizer.speech(c.samples)])]
         method, requested = "channels", "channels"
     else:
         whole = clips[0]

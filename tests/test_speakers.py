@@ -255,5 +255,6 @@ def test_cli_recognize_and_batch_with_speakers(conversation, tiny_model, tmp_pat
     p = _cli("batch", path, "-o", turns, "--speakers", "2", "--turns", "--model-dir", tiny_model, "--no-progress")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(turns.open()))
-    assert [r["speaker"] for r in rows] == ["S1", "S2", "S1", "S2"]
-    assert all(float(r["end"]) > float(r["start"]) for r in rows)
+    assert [r["speaker"] for r in rows] == ["S1", "S2", "S1", "S2", ""]  # the turns, then the file's row
+    assert [r["segment"] for r in rows] == ["0", "1", "2", "3", ""]
+    assert all(float(r["end"]) > float(r["start"]) for r in rows[:-1])
