@@ -23,6 +23,7 @@ around every reference boundary, with the best one-to-one mapping of found to tr
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -135,6 +136,12 @@ def cpu_name() -> str:
         return "unknown CPU"
 
 
+def cpu_s() -> float:
+    """CPU seconds this process has used (user + system): the work, whatever else runs."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -148,22 +155,24 @@ def main() -> None:
     p.add_argument("--thresholds", default=None,
                    help="comma-separated AUTO_THRESHOLD values to compare (calibration), e.g. 0.3,0.4,0.5")
     args = p.parse_args()
+    load_before = f"{os.getloadavg()[0]:.1f}"
     voices = load_speakers(args.data)
     diarizer = Diarizer()
     rng = np.random.default_rng(args.seed)
-    print(f"CPU: {cpu_name()}; data: {args.data} ({len(voices)} speakers); auto threshold {AUTO_THRESHOLD}")
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); data: {args.data} ({len(voices)} speakers); auto threshold {AUTO_THRESHOLD}")
     rows = []
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else []
     calib: dict[float, list] = {t: [] for t in thresholds}
-    audio_s = spent = 0.0
+    audio_s = spent = cpu_spent = 0.0
     for n_speakers in (2, 3, 4):
         for k in range(args.per_count):
             samples, ref = conversation(rng, voices, n_speakers, int(rng.integers(16, 25)), diarizer)
             duration = len(samples) / SAMPLE_RATE
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_s()
             prints = diarizer.voice_prints(samples)
             auto = diarizer.turns(prints, "auto")
             spent += time.perf_counter() - start
+            cpu_spent += cpu_s() - cpu_start
             audio_s += duration
             given = diarizer.turns(prints, n_speakers)
             row = {"n": n_speakers, "duration": duration,
@@ -196,7 +205,8 @@ def main() -> None:
     right = sum(r["found"] == r["n"] for r in rows)
     print(f"\ncount right with auto: {right}/{len(rows)} ({right / len(rows):.0%}; goal >= 80 %)")
     print(f"speed over these recordings: {spent / audio_s * 3600 / 60:.1f} min per hour of audio "
-          f"(VAD + encoder + clustering), peak RSS {peak_rss_mb():.0f} MB")
+          f"(VAD + encoder + clustering; {cpu_spent / audio_s * 3600 / 60:.1f} CPU-min), "
+          f"peak RSS {peak_rss_mb():.0f} MB; load average before/after: {load_before} / {os.getloadavg()[0]:.1f}")
     for t in thresholds:
         got = calib[t]
         print(f"threshold {t}: count right {sum(a == b for a, b, _ in got)}/{len(got)}, mean DER "
@@ -208,10 +218,11 @@ def main() -> None:
             parts.append(samples)
             total += len(samples)
         hour = np.concatenate(parts)[:3600 * SAMPLE_RATE]
-        start = time.perf_counter()
+        start, cpu_start, load_hour = time.perf_counter(), cpu_s(), os.getloadavg()[0]
         res = diarizer.diarize(hour, "auto")
         took = time.perf_counter() - start
-        print(f"an hour of conversation: {took / 60:.1f} min (goal <= 10 min), {len(res.turns)} turns, "
+        print(f"an hour of conversation: {took / 60:.1f} min (goal <= 10 min; {(cpu_s() - cpu_start) / 60:.1f} "
+              f"CPU-min; load average {load_hour:.1f} / {os.getloadavg()[0]:.1f}), {len(res.turns)} turns, "
               f"{len(res.speakers)} speakers found, peak RSS {peak_rss_mb():.0f} MB (the hour itself: "
               f"{hour.nbytes / 2**20:.0f} MB)")
 
