@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emotion.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from emotion.diarize import AUTO_THRESHOLD, Diarizer  # noqa: E402
+from emotion.speakers.diarize import AUTO_THRESHOLD, Diarizer  # noqa: E402
 
 DATA = Path("/tmp/libri/librispeech_test-other")
 COLLAR_S = 0.25

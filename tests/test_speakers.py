@@ -82,7 +82,7 @@ def conversation(lines, tmp_path_factory) -> tuple[Path, list[tuple[float, float
 
 @pytest.fixture(scope="session")
 def diarizer():
-    from emotion.diarize import Diarizer
+    from emotion.speakers.diarize import Diarizer
 
     return Diarizer()
 
@@ -190,7 +190,7 @@ def test_music_and_a_clip_shorter_than_a_turn(tiny_recognizer, diarizer, lines):
 
 
 def test_too_short_and_bad_counts_are_clear_errors(tiny_recognizer, diarizer):
-    from emotion.diarize import SpeakerError, parse_speakers
+    from emotion.speakers.diarize import SpeakerError, parse_speakers
     from emotion.speakers import recognize_speakers
 
     with pytest.raises(AudioError, match="too short"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import EmotionError
 from ..model import DEFAULT_MODEL, KNOWN_MODELS
 from ..recognizer import GRANULARITIES, BusyError
-from . import cli_adapt, cli_stream
+from . import cli_adapt, cli_speakers, cli_stream
 from .settings import Settings, add_model_options, command_options
 
 EXIT_FAILED = 1  # some inputs failed
@@ -75,7 +75,8 @@ def cmd_recognize(args, settings: Settings) -> int:
     failed = set()
     if args.speakers is not None:
         try:
-            failed = _recognize_speakers(rec, paths, args, settings)
+            failed = cli_speakers.recognize(rec, paths, args, lambda res, path, note: _write_one(
+                res, path, args, settings, note))
         finally:
             if decoder is not None:
                 decoder.close()
@@ -98,40 +99,6 @@ def cmd_recognize(args, settings: Settings) -> int:
             decoder.close()
     print(f"{len(paths) - len(failed)} done, {len(failed)} failed", file=sys.stderr)
     return EXIT_FAILED if failed else 0
-
-
-def _recognize_speakers(rec, paths: list[Path], args, settings: Settings) -> set[int]:
-    """recognize --speakers: per file, its result line, then a line per speaker; the failed files."""
-    from ..audio import AudioError
-    from ..diarize import Diarizer
-    from ..speakers import recognize_speakers
-
-    diarizer = Diarizer()
-    failed = set()
-    for i, path in enumerate(paths):
-        try:
-            analysis = recognize_speakers(rec, path, args.speakers, args.max_speakers, channels=args.channels,
-                                          granularity=args.granularity, diarizer=diarizer)
-        except AudioError as exc:
-            failed.add(i)
-            print(f"FAILED  {path}: {exc.reason}", flush=True)
-            continue
-        if not _write_one(analysis.result, path, args, settings, note=f"  {analysis.describe()}"):
-            failed.add(i)
-            continue
-        for s in analysis.speakers:
-            print(f"  {s.speaker:<6} {_speaker_line(s, analysis.result)}", flush=True)
-    return failed
-
-
-def _speaker_line(s, result) -> str:
-    """speaking time, share, turns, emotion, and how it changed from the first to the last third."""
-    label = next((lb for lb in result.labels if lb.key == s.emotion), None)
-    emoji = f"{label.emoji} " if label is not None and label.emoji else ""
-    felt = f"{emoji}{s.emotion:<9} {s.confidence:6.1%}" if s.emotion else "silent"
-    first, last = s.change.get("first_third"), s.change.get("last_third")
-    change = f"  first third {first or '-'}, last third {last or '-'}"
-    return f"{s.speaking_s:7.1f} s {s.share:6.1%}  {s.turns:3d} turns  {felt}{change}"
 
 
 def _write_one(res, path: Path, args, settings: Settings, note: str = "") -> bool:
@@ -186,7 +153,8 @@ def cmd_batch(args, settings: Settings) -> int:
     from ..batch.sinks import open_embeddings, open_sink
 
     if args.speakers is not None:
-        return _batch_speakers(args, settings)
+        return cli_speakers.batch(args, lambda: _items(args.inputs, every_file=args.all_files),
+                                  lambda: _recognizer(settings))
     if args.turns:
         raise UsageError("--turns gives a row per speaker turn: use it with --speakers")
     if args.channels == "each" and args.embeddings:
@@ -206,32 +174,6 @@ def cmd_batch(args, settings: Settings) -> int:
     for item_id, reason in summary.failed:
         print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     _evaluate(summary.rows, keys, output)
-    return EXIT_FAILED if summary.failed else 0
-
-
-def _batch_speakers(args, settings: Settings) -> int:
-    """batch --speakers: a row per speaker (or per turn with --turns) of each file."""
-    from ..batch.job import run_job
-    from ..batch.sinks import open_sink
-    from ..batch.speaker_rows import speaker_row_schema, speaker_scorer
-    from ..labels import label_keys
-
-    for used, option in ((args.segment, "--segment"), (args.ray is not None, "--ray"),
-                         (args.embeddings, "--embeddings")):
-        if used:
-            raise UsageError(f"{option} cannot be used with --speakers")
-    items = _items(args.inputs, every_file=args.all_files)
-    output = Path(args.output)
-    rec = _recognizer(settings)
-    scorer = speaker_scorer(rec, args.speakers, args.max_speakers, turns=args.turns, channels=args.channels,
-                            use_hash=args.hash)
-    sink = open_sink(output, speaker_row_schema(label_keys(rec.model.labels), turns=args.turns))
-    summary = run_job(items, sink, scorer, use_hash=args.hash, retry_failed=args.retry_failed,
-                      progress=not args.no_progress)
-    print(f"{summary.total} files: {summary.processed - summary.failed_now} analysed, {summary.failed_now} failed, "
-          f"{summary.skipped} done earlier -> {output}", file=sys.stderr)
-    for item_id, reason in summary.failed:
-        print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else 0
 
 
@@ -306,27 +248,7 @@ def _add_input_options(p) -> None:
                         "each: one result per channel, e.g. the two sides of a call (default: %(default)s)")
     p.add_argument("--all-files", action="store_true",
                    help="in folders, try every file, not only audio and video extensions")
-    _add_speaker_options(p)
-
-
-def _add_speaker_options(p) -> None:
-    from ..diarize import DEFAULT_MAX_SPEAKERS, parse_speakers
-
-    p.add_argument("--speakers", type=_speaker_count(parse_speakers), default=None, metavar="auto|N",
-                   help="who spoke when: find the speakers (N of them, or auto: estimated) and give each turn "
-                        "and each speaker an emotion; with --channels each, one speaker per channel")
-    p.add_argument("--max-speakers", type=int, default=DEFAULT_MAX_SPEAKERS, metavar="M",
-                   help="with --speakers auto: at most this many (default: %(default)s)")
-
-
-def _speaker_count(parse):
-    """An argparse type: parse's SpeakerError becomes argparse's own message."""
-    def convert(value: str):
-        try:
-            return parse(value)
-        except EmotionError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return convert
+    cli_speakers.add_options(p)
 
 
 def _add_recognize(sub) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..audio import AudioError
-from ..diarize import DEFAULT_MAX_SPEAKERS, Diarizer
-from ..speakers import recognize_speakers
+from ..speakers import DEFAULT_MAX_SPEAKERS, Diarizer, recognize_speakers
 from .inputs import BatchItem
 from .job import Scored, decode_item
 from .rows import join_warnings, result_row

@@ -1,4 +1,4 @@
-"""Who felt what in a conversation: speaker turns (emotion.diarize), an emotion per turn, and a
+"""Who felt what in a conversation: speaker turns (emotion.speakers.diarize), an emotion per turn, and a
 summary per speaker.
 
     from emotion import Recognizer
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, load_clips, prepare_channels
+from ..audio import SAMPLE_RATE, Audio, load_clips, prepare_channels
 from .diarize import DEFAULT_MAX_SPEAKERS, Diarizer, Turn, check_speakers, join_turns
-from .results import EmotionResult
+from ..results import EmotionResult
 
 log = logging.getLogger(__name__)
 

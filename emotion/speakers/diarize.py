@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .errors import EmotionError
+from ..audio import SAMPLE_RATE
+from ..errors import EmotionError
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class Diarizer:
     """Speaker turns of 16 kHz mono recordings.  Loads the VAD and the speaker encoder once."""
 
     def __init__(self, detector=None, encoder: SpeakerEncoder | None = None):
-        from .batch.vad import SpeechDetector
+        from ..batch.vad import SpeechDetector
 
         self.detector = detector or SpeechDetector()
         self.encoder = encoder or SpeakerEncoder()
