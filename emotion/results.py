@@ -29,7 +29,7 @@ RESULT_FILE = "result.json"
 EMBEDDING_FILE = "embedding.npy"
 AUDIO_FILE = "processed_audio.wav"
 TOP_K = 3
-SCHEMA_VERSION = 2  # 2: silent, input.channel, windows (a streamed file), masked
+SCHEMA_VERSION = 3  # 2: silent, input.channel, windows (a streamed file), masked; 3: speakers, input.path, model.engine, windows whenever there are several
 # new_folder_name(): what a sweep may touch (folders of earlier versions had 8 hex digits)
 FOLDER_PATTERN = re.compile(r"\d{8}_\d{6}_[0-9a-f]{8}(?:[0-9a-f]{24})?")
 
@@ -96,6 +96,7 @@ class EmotionResult:
     frame_scores: np.ndarray | None = None  # (T, C)
     segments: list[Segment] = field(default_factory=list)
     audio: np.ndarray | None = None  # the processed 16 kHz clip
+    speakers: dict | None = None  # who spoke when and felt what (emotion.speakers.SpeakerAnalysis.to_dict())
     timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -138,6 +139,8 @@ class EmotionResult:
                 "scores": np.round(self.frame_scores.astype(np.float64), 6).tolist(),
             }
             out["timeline"] = [s.to_dict() for s in self.segments]
+        if self.speakers is not None:
+            out["speakers"] = self.speakers
         return out
 
     def to_json(self) -> str:

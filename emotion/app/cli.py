@@ -16,8 +16,8 @@ from ..errors import EmotionError
 from ..model import DEFAULT_MODEL, KNOWN_MODELS
 from ..engine import BusyError
 from ..recognizer import GRANULARITIES
-from . import cli_adapt, cli_stream
 from ..settings import Settings
+from . import cli_adapt, cli_speakers, cli_stream
 from .options import EXIT_FAILED, EXIT_USAGE, UsageError, add_model_options, command_options
 
 
@@ -59,6 +59,15 @@ def cmd_recognize(args, settings: Settings) -> int:
         decoder = IsolatedDecoder(max_duration_s=settings.opener().whole_cap, max_decode_s=settings.max_decode_s)
     rec = settings.recognizer(warmup=False, load=decoder.load_channels if decoder else None)
     failed = set()
+    if args.speakers is not None:
+        try:
+            failed = cli_speakers.recognize(rec, paths, args, lambda res, path, note: _write_one(
+                res, path, args, settings, note))
+        finally:
+            if decoder is not None:
+                decoder.close()
+        print(f"{len(paths) - len(failed)} done, {len(failed)} failed", file=sys.stderr)
+        return EXIT_FAILED if failed else 0
 
     def report(i: int, res) -> None:
         if isinstance(res, EmotionError):
@@ -78,7 +87,7 @@ def cmd_recognize(args, settings: Settings) -> int:
     return EXIT_FAILED if failed else 0
 
 
-def _write_one(res, path: Path, args, settings: Settings) -> bool:
+def _write_one(res, path: Path, args, settings: Settings, note: str = "") -> bool:
     """Save one result and print its line; False if it could not be saved."""
     from ..results import write_result
 
@@ -89,7 +98,7 @@ def _write_one(res, path: Path, args, settings: Settings) -> bool:
     except OSError as exc:
         print(f"FAILED  {shown}: {exc.strerror}", flush=True)
         return False
-    note = f" ({res.chunks} windows)" if res.chunks > 1 else ""
+    note = (f" ({res.chunks} windows)" if res.chunks > 1 else "") + note
     warn = f"  warning: {'; '.join(res.warnings)}" if res.warnings else ""
     print(f"{_headline(res)}  {shown} -> {folder}{note}{warn}", flush=True)
     return True
@@ -129,6 +138,11 @@ def cmd_batch(args, settings: Settings) -> int:
     from ..batch.rows import row_schema
     from ..batch.sinks import open_embeddings, open_sink
 
+    if args.speakers is not None:
+        return cli_speakers.batch(args, lambda: _items(args.inputs, every_file=args.all_files),
+                                  lambda: _recognizer(settings))
+    if args.turns:
+        raise UsageError("--turns gives a row per speaker turn: use it with --speakers")
     if args.channels == "each" and args.embeddings:
         raise UsageError("--embeddings keeps one embedding per file: use it with --channels mix, left or right")
     items = _items(args.inputs, every_file=args.all_files)
@@ -220,6 +234,7 @@ def _add_input_options(p) -> None:
                         "each: one result per channel, e.g. the two sides of a call (default: %(default)s)")
     p.add_argument("--all-files", action="store_true",
                    help="in folders, try every file, not only audio and video extensions")
+    cli_speakers.add_options(p)
 
 
 def _add_recognize(sub) -> None:
@@ -248,6 +263,8 @@ def _add_batch(sub) -> None:
     p.add_argument("--embeddings", default=None, metavar="PATH",
                    help="save utterance embeddings: a folder (one .npy per file) or a .npz file (one array "
                         "and the path and id of each row)")
+    p.add_argument("--turns", action="store_true",
+                   help="with --speakers: a row per speaker turn instead of a row per speaker")
     p.add_argument("--hash", action="store_true", help="resume by content hash instead of size and modification time")
     p.add_argument("--retry-failed", action="store_true", help="analyse files that failed before again")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
