@@ -162,6 +162,8 @@ def trace(loaded, path: Path) -> None:
     network = loaded.network
     network.set_time_major(False)  # plain NCW convolutions in the graph
     try:
+        with torch.inference_mode():  # one real pass first: the network caches its ALiBi slopes on
+            network(torch.zeros(1, MIN_SAMPLES))  # the first, which must not happen inside the trace
         batch, samples = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("samples", min=MIN_SAMPLES,
                                                                                           max=MAX_SAMPLES)
         example = torch.from_numpy(pad(check_clips((2.0, 1.3)))[0]), torch.tensor([32000, 20800])
