@@ -82,6 +82,21 @@ m.generate(rng.standard_normal(30 * 16000).astype(np.float32), disable_pbar=True
 print("RESULT", t1 - t0, time.perf_counter() - t1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """,
 }
+ARENA = """
+import resource, sys
+from emotion.export import check_clips
+from emotion.onnx_engine import OnnxEngine
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+
+engine = OnnxEngine.load(sys.argv[1], arena=sys.argv[2] == "on")
+seen = []
+for s in (30.0, 5.0, 12.0, 3.0, 30.0, 5.0):
+    engine.embed(check_clips((s,), seed=3))
+    seen.append(f"{rss_mb():.0f}")
+print("RESULT", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, " ".join(seen))
+"""
 LOAD_ONNX = "from emotion.onnx_engine import OnnxEngine\nengine = OnnxEngine.load(sys.argv[1])"
 LOAD_TORCH = "from emotion.torch_engine import TorchEngine\nengine = TorchEngine.load(sys.argv[1], 'cpu', '{dtype}')"
 
@@ -172,6 +187,9 @@ def main() -> None:
     parser.add_argument("--cold-repeats", type=int, default=1)
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,throughput,agree")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--arena", action="store_true",
+                        help="only: ORT fp32 with the CPU memory arena on and off, RSS after each of 30, 5, 12, 3, "
+                             "30, 5 s clips, each in a fresh process")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     from emotion.export import check_clips
@@ -179,6 +197,15 @@ def main() -> None:
     from emotion.torch_engine import TorchEngine
 
     print(f"CPU: {cpu_name()}; model: random weights of the large shape ({args.model})", flush=True)
+    if args.arena:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
+        for arena in ("on", "off"):
+            out = subprocess.run([sys.executable, "-c", ARENA, str(args.onnx), arena], cwd=ROOT, env=env,
+                                 capture_output=True, text=True).stdout
+            line = next(x for x in out.splitlines() if x.startswith("RESULT")).split()
+            print(f"arena {arena}: peak RSS {float(line[1]):.0f} MB; RSS after 30, 5, 12, 3, 30, 5 s clips: "
+                  f"{', '.join(line[2:])} MB", flush=True)
+        return
     names = ["ORT fp32", "ORT int8", "PyTorch fp32", "PyTorch bf16", "PyTorch int8", "funasr"]
     table: dict[str, dict[str, str]] = {n: {} for n in names}
 
