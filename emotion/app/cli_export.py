@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 from .settings import Settings
 
@@ -37,7 +38,10 @@ def cmd_export(args, settings: Settings) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     print(f"exporting {folder} ({args.precision}) to {args.out}: tracing, then checking against PyTorch "
           f"on {', '.join(f'{s:g}' for s in args.check_seconds)} s clips", file=sys.stderr, flush=True)
-    result = export_model(args.out, folder, args.precision, replace=args.force, check_seconds=args.check_seconds)
+    with warnings.catch_warnings():
+        if not args.verbose:  # the exporter's deprecation and naming notices
+            warnings.simplefilter("ignore")
+        result = export_model(args.out, folder, args.precision, replace=args.force, check_seconds=args.check_seconds)
     a = result.agreement
     bound = f" (bound {a.tolerance:g})" if a.tolerance is not None else ""
     print(f"{result.folder}: {result.precision}, model.onnx {result.model_bytes / 1e6:.1f} MB, {result.seconds:.1f} s")
