@@ -7,7 +7,8 @@ expected.
 - staged_folder(target): the same for a folder: fill the temporary folder it yields, and it is
   renamed into place (refusing to replace an existing folder unless asked).
 - write_folder(target, files): a staged folder of files, each fsynced, sealed by manifest.json
-  (every file's size and sha256) written last; is_complete() checks the seal.
+  (every file's size and sha256) written last (seal_folder, for files written some other way);
+  is_complete() checks the seal.
 """
 
 from __future__ import annotations
@@ -128,16 +129,23 @@ def write_folder(target: str | os.PathLike, files: dict[str, Callable[[BinaryIO]
     Raises ResultWriteError (an OSError) when the disk refuses; then nothing is left behind."""
     with staged_folder(target, replace=replace) as tmp:
         try:
-            manifest = {}
             for name, write in files.items():
                 _write_synced(tmp / name, write)
-                manifest[name] = {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
-            text = json.dumps({"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "files": manifest}, indent=2).encode()
-            _write_synced(tmp / MANIFEST_FILE, lambda fh: fh.write(text))
+            seal_folder(tmp, list(files))
         except OSError as exc:
             raise _write_error(exc, Path(target).parent) from exc
     return Path(target)
+
+
+def seal_folder(folder: Path, names: list[str], extra: dict | None = None) -> None:
+    """Write manifest.json in `folder`, last: every named file's size and sha256 under "files",
+    and `extra`'s keys beside it (a description of what the folder holds). The files must be
+    written and synced already; the folder counts as complete (is_complete) from here on."""
+    manifest = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
+                for name in names}
+    text = json.dumps({"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       **(extra or {}), "files": manifest}, indent=2).encode()
+    _write_synced(folder / MANIFEST_FILE, lambda fh: fh.write(text))
 
 
 def is_complete(folder: Path) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -32,7 +33,7 @@ import torch
 
 from .audio import SAMPLE_RATE, SILENT_WARNING, Audio, is_silent, normalize, prepare_channels
 from .engine import BusyError, Engine, ModelInfo  # noqa: F401 (BusyError: what a pass may raise)
-from .errors import EmotionError
+from .errors import EmotionError, SettingsError
 from .labels import Label, label_keys
 from .results import EmotionResult, InputInfo, Timing
 from .scheduler import schedule
@@ -92,10 +93,21 @@ class Recognizer:
         """Load a model folder or known name (None: models/emotion2vec_plus_large) on the engine
         it asks for (a folder written by `emotion export` runs on ONNX Runtime, any other on
         PyTorch) and warm it up.  engine_options go to the engine (TorchEngine: ladder, graphs,
-        max_batch_memory, batch_size; OnnxEngine: threads)."""
-        from .torch_engine import TorchEngine
+        max_batch_memory, batch_size; OnnxEngine: threads, providers, arena)."""
+        from .export import is_exported
 
-        engine = TorchEngine.load(model, device, dtype, **engine_options)
+        if model is not None and is_exported(Path(model)):
+            from .onnx_engine import OnnxEngine
+
+            if device not in (None, "auto", "cpu") or dtype not in (None, "auto"):
+                raise SettingsError(f"{model} is an exported ONNX model: it runs on the CPU in the precision it "
+                                    "was exported in (leave --device and --dtype unset)")
+            engine = OnnxEngine.load(model, **{k: v for k, v in engine_options.items()
+                                               if k in ("threads", "providers", "arena")})
+        else:
+            from .torch_engine import TorchEngine
+
+            engine = TorchEngine.load(model, device, dtype, **engine_options)
         rec = cls(engine, opener)
         if warmup:
             rec.warmup()

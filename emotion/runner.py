@@ -13,22 +13,20 @@ each wave's frame embeddings back, the same whichever of these is on:
   graph and replayed, one launch instead of ~1,100 for a 5 s request. A capture that fails, or a
   replay that differs from the eager pass, turns graphs off with a warning and the pass runs
   eagerly: results never depend on them.
-FairLock, at the end, orders the passes of the threads that share one model.
+FairLock (emotion.locks) orders the passes of the threads that share one model.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from .audio import SAMPLE_RATE
+from .locks import FairLock  # noqa: F401  (its home before emotion.locks; imported from here)
 
 log = logging.getLogger(__name__)
 
@@ -222,40 +220,3 @@ class Runner:
                 frames, _ = self.network(batch, valid)
             out = frames[: len(waves), : max(counts)].float().cpu()
         return [out[i, :c] for i, c in enumerate(counts)]
-
-
-class FairLock:
-    """A lock granted in the order it was asked for. A caller that asks again at once (a live
-    stream's worker, window after window) cannot overtake one already waiting (an upload), so
-    each waits at most for the passes queued before it. `waited_s`: the calling thread's last wait."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._queue: deque = deque()
-        self._held = False
-        self._local = threading.local()
-
-    def __enter__(self):
-        me, began = object(), time.perf_counter()
-        with self._cond:
-            self._queue.append(me)
-            try:
-                while self._held or self._queue[0] is not me:
-                    self._cond.wait()
-            except BaseException:  # interrupted while waiting: give up the place in the queue
-                self._queue.remove(me)
-                self._cond.notify_all()
-                raise
-            self._queue.popleft()
-            self._held = True
-        self._local.waited = time.perf_counter() - began
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
-
-    @property
-    def waited_s(self) -> float:
-        return getattr(self._local, "waited", 0.0)

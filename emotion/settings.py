@@ -142,6 +142,8 @@ class Settings:
         precision, main itself."""
         engine = main.engine
         wanted = self.live_dtype
+        if engine.info().engine != "pytorch":  # an exported model runs in the precision it was exported in
+            return main
         if wanted == "auto":
             wanted = "int8" if not engine.on_gpu and engine.dtype_name == "fp32" else "same"
         if wanted in ("same", engine.dtype_name):

@@ -12,7 +12,8 @@ import torch
 
 from .engine import SAMPLE_RATE, BusyError, Engine, ModelInfo
 from .model import LoadedModel, load_model
-from .runner import FairLock, Runner, ShapeLadder, batch_samples_budget
+from .locks import FairLock
+from .runner import Runner, ShapeLadder, batch_samples_budget
 
 log = logging.getLogger(__name__)
 

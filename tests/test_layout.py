@@ -20,9 +20,9 @@ ENV_WRITERS = {"app/__init__.py", "batch/distributed.py"}
 # Data flows one way: each module imports only from its own layer or those below it.
 LAYERS = {
     0: {"errors", "labels", "config", "files", "resample", "decode", "audio", "timeline", "adapter", "isolation"},
-    1: {"network", "model", "runner", "engine", "torch_engine", "onnx_engine", "export"},  # where the network runs
+    1: {"network", "model", "runner", "locks", "engine", "torch_engine", "onnx_engine", "export"},  # the network
     2: {"sources", "scheduler", "recognizer", "results", "stream", "verify", "download", "settings"},  # the pipeline
-    3: {"batch"},  # jobs over many files
+    3: {"batch", "speakers"},  # jobs over many files; who spoke when
     4: {"app"},  # the command line and the web app
     5: {"__init__", "__main__"},  # the package's face and its `python -m` entry
 }

@@ -1,4 +1,4 @@
-"""The command line: emotion {recognize,batch,stream,adapt,download,verify} ... (also python -m emotion).
+"""The command line: emotion {recognize,batch,stream,adapt,export,download,verify} ... (also python -m emotion).
 
 Settings are read once (environment, then options) and every error a user can fix ends in one
 message and exit code 2 (1 when some files failed, 130 on Ctrl-C), never a traceback.
@@ -17,7 +17,7 @@ from ..model import DEFAULT_MODEL, KNOWN_MODELS
 from ..engine import BusyError
 from ..recognizer import GRANULARITIES
 from ..settings import Settings
-from . import cli_adapt, cli_speakers, cli_stream
+from . import cli_adapt, cli_export, cli_speakers, cli_stream
 from .options import EXIT_FAILED, EXIT_USAGE, UsageError, add_model_options, command_options
 
 
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch(sub)
     cli_stream.add_parser(sub)
     cli_adapt.add_parser(sub)
+    cli_export.add_parser(sub)
     p = sub.add_parser("download", help="download a released model into models/<name>")
     p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=list(KNOWN_MODELS),
                    help="which model (default: %(default)s)")
