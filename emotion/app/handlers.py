@@ -11,12 +11,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..audio import AudioError
 from ..model import PROJECT_ROOT
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
 from . import render
 from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
 from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
-from .text import REASONS_ZH, ZH, lang_of, t
+from .text import REASONS_ZH, ZH, lang_of, reason_text, t
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
 KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
@@ -47,11 +48,11 @@ def result_values(data: dict, folder: Path | None, request_ms: float | None, lan
 
 
 def error_text(outcome: Outcome, lang: str) -> str:
-    """A failed request's message in the page's language (the English reason kept in Chinese)."""
+    """A failed request's message, once, in the page's language."""
     if outcome.error in KNOWN_ERRORS:
         return t(KNOWN_ERRORS[outcome.error], lang)
     if lang == ZH and outcome.code in REASONS_ZH:
-        return f"{outcome.name}：{REASONS_ZH[outcome.code]}（{outcome.error}）"
+        return f"{outcome.name}：{reason_text(outcome.error, outcome.code, lang)}"
     return outcome.error
 
 
@@ -154,12 +155,15 @@ class Handlers:
             return f"### {t('failed', lang, error=message)}", gr.update(visible=False), gr.update(visible=False), None
         summary = t("batch_summary", lang, total=len(out.rows), ok=len(out.rows) - len(out.failed),
                     failed=len(out.failed), path=out.folder / BATCH_TABLE)
-        if out.failed:
-            summary += "\n\n" + t("batch_failed", lang, items="; ".join(f"{n} ({r})" for n, r in out.failed))
+        reasons = [reason_text(res.reason, res.code, lang) if isinstance(res, AudioError) else row.get("error")
+                   for row, res in zip(out.rows, out.results)]
+        failed = [f"{row['id']} ({why})" for row, why in zip(out.rows, reasons) if why]
+        if failed:
+            summary += "\n\n" + t("batch_failed", lang, items="; ".join(failed))
         zip_path = out.folder / BATCH_EMBEDDINGS
         return (summary, gr.update(value=str(out.folder / BATCH_TABLE), visible=True),
                 gr.update(value=str(zip_path), visible=zip_path.is_file()),
-                display_table(out.rows, self.service.labels, lang))
+                display_table(out.rows, self.service.labels, lang, reasons))
 
     def history_refresh(self, token, lang, request: gr.Request):
         entries = self.service.history(self._owner(token, request))

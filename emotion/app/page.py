@@ -32,6 +32,18 @@ CSS = """
                   display: inline-block; }
 .gradio-container, .gradio-container * { min-width: 0; overflow-wrap: anywhere; }
 .prose code { white-space: pre-wrap; word-break: break-all; }
+.reading-table { max-height: 520px; overflow: auto; }
+.reading-table table { width: 100%; border-collapse: collapse; font-size: 14px; line-height: 1.35; }
+.reading-table caption { text-align: left; font-weight: 600; padding: 2px 0 6px; }
+.reading-table th, .reading-table td { text-align: left; vertical-align: top; padding: 5px 8px;
+                                       border-bottom: 1px solid var(--border-color-primary); }
+.reading-table th { overflow-wrap: normal; background: var(--table-odd-background-fill); }
+.reading-table th > span { white-space: nowrap; }
+@media (max-width: 480px) { .reading-table table { font-size: 13px; }
+                            .reading-table th, .reading-table td { padding: 4px 5px; } }
+/* a chart fits its box, whatever its legend needs (Vega fits the plot to the box's width) */
+[id$="timeline_plot"] { contain: inline-size; overflow: hidden; }
+.reading-table .num { text-align: right; font-variant-numeric: tabular-nums; }
 """ + live_page.LIVE_CSS
 
 
@@ -63,13 +75,14 @@ def _batch_tab():
             want_emb = gr.Checkbox(value=False, label=L("batch_embeddings"), elem_id="batch_embeddings")
             gr.Markdown(L("batch_note"))
             button = gr.Button(L("analyse_all"), variant="primary", elem_id="batch_btn")
+            progress = gr.Markdown(elem_id="batch_progress")  # the progress line, beside the button
         with gr.Column(scale=2, min_width=280):
             summary = gr.Markdown(elem_id="batch_summary")
             with gr.Row():
                 csv_btn = gr.DownloadButton(L("download_csv"), visible=False, size="sm", elem_id="batch_csv")
                 zip_btn = gr.DownloadButton(L("download_zip"), visible=False, size="sm", elem_id="batch_zip")
-            table = gr.Dataframe(label=L("batch_table"), interactive=False, wrap=True, elem_id="batch_table")
-    return files, want_emb, button, summary, csv_btn, zip_btn, table
+            table = gr.HTML(elem_id="batch_table")  # tables.display_table
+    return files, want_emb, button, progress, summary, csv_btn, zip_btn, table
 
 
 def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesce: bool | None = None,
@@ -132,9 +145,10 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         for box in (file_in, mic_in):
             box.clear(h.cleared_view, lang, view.outputs(), api_visibility="private", **LIGHT)
         example_btn.click(h.example, None, [file_in, mic_in], api_visibility="private", **LIGHT)
-        files, b_emb, b_btn, b_summary, b_csv, b_zip, b_table = batch
+        files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table = batch
         b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
-                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1)
+                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,
+                    show_progress_on=b_progress)
         hist_refresh.click(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         hist_open.click(h.history_open, [hist_choice, owner, lang], hist_view.outputs(), api_name="history_open",
                         api_visibility="undocumented", **LIGHT)

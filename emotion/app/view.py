@@ -20,7 +20,7 @@ class ResultView:
     tendencies: gr.Markdown
     scores: gr.Label
     timeline: gr.LinePlot
-    segments: gr.Dataframe
+    segments: gr.HTML  # render.segment_table
     player: gr.Audio
     dl_json: gr.DownloadButton
     dl_embedding: gr.DownloadButton
@@ -42,8 +42,7 @@ def result_view(prefix: str = "") -> ResultView:
                       elem_id=f"{prefix}scores_label")
     timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
                            x_label_angle=-45, elem_id=f"{prefix}timeline_plot")
-    segments = gr.Dataframe(label=L("segments"), visible=False, interactive=False, wrap=True,
-                            elem_id=f"{prefix}segments_df")
+    segments = gr.HTML(visible=False, elem_id=f"{prefix}segments_df")
     player = gr.Audio(label=L("processed_audio"), interactive=False, visible=False, type="filepath",
                       elem_id=f"{prefix}processed_audio")
     with gr.Row():

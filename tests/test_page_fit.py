@@ -1,0 +1,118 @@
+"""The page as a user meets it, in Chromium at phone (390x844) and desktop (1366x900) sizes and in
+both languages: everything fits the screen (batch and frame results), each channel has its own
+full view, every text is in the page's language, an upload over the size limit says why in the
+result's place, the layout does not jump, and the small things (example hint, history shown at
+once). One server for the module; screenshots in test-artifacts/ (fit_*.png)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.test_browser import (ARTIFACTS, PHONE, analyse, app_url, browser, media,  # noqa: F401
+                                no_wider_than_the_screen, open_page, playwright)
+from tests.chromium import shows, upload
+from tests.media import speechlike
+
+DESKTOP = {"width": 1366, "height": 900}
+SIZES = {"phone": PHONE, "desktop": DESKTOP}
+LOCALES = {"en": "en-US", "zh": "zh-CN"}
+
+# The lines a text node takes, per word: a word broken across lines takes more lines than words.
+LINES_PER_WORD = """el => { const r = document.createRange(); r.selectNodeContents(el);
+    const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+    return [tops.size, el.innerText.trim().split(/\\s+/).length, el.innerText.trim()]; }"""
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"fit_{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def stereo(tmp_path_factory):
+    """A call with a different voice on each side."""
+    path = tmp_path_factory.mktemp("fit-audio") / "call.wav"
+    sf.write(path, np.concatenate([speechlike(2.0, 16000, seed=1), 0.3 * speechlike(2.0, 16000, seed=2, pitch=300)],
+                                  1), 16000)
+    return path
+
+
+def headers_unbroken(page, selector: str) -> None:
+    """No table header is broken inside a word ("St/ar/t/(s/)")."""
+    headers = page.locator(f"{selector} thead th").evaluate_all(f"els => els.map({LINES_PER_WORD})")
+    assert headers, f"no table in {selector}"
+    for lines, words, label in headers:
+        assert lines <= words, f"the header {label!r} takes {lines} lines for {words} word(s)"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_batch_results_fit_and_read(browser, app_url, media, size, lang):  # noqa: F811
+    """After a batch with a failed file the page is no wider than the screen; the table reads
+    emotion, confidence, file; a failure's reason wraps in its cell, in the page's language; the
+    progress line shows next to the button."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    page.get_by_role("tab", name="Batch" if lang == "en" else "批量").click()
+    files = [media["speech"], media["webm"], media["bad"]]
+    page.locator('#batch_files input[type="file"]').set_input_files([str(p) for p in files])
+    shows(page, "#batch_files", "notes.wav")
+    page.evaluate("""() => { window.__progress = null; new MutationObserver(() => {
+        const p = document.querySelector('#batch_progress .progress-text, #batch_progress .meta-text');
+        if (p && !window.__progress) { const r = p.getBoundingClientRect();
+            window.__progress = {top: r.top, bottom: r.bottom, left: r.left}; } })
+        .observe(document.body, {subtree: true, childList: true}); }""")
+    page.locator("#batch_btn").click()
+    page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('notes.wav')")
+    button = page.locator("#batch_btn").bounding_box()
+    progress = page.evaluate("window.__progress")
+    assert progress, "no progress line under the Batch button"
+    assert 0 <= progress["top"] and progress["bottom"] <= viewport["height"], progress  # in view
+    assert abs(progress["top"] - (button["y"] + button["height"])) < 120, (progress, button)  # beside the button
+    page.locator("#batch_table table").wait_for()
+    no_wider_than_the_screen(page, viewport)
+    summary, table = page.locator("#batch_summary").inner_text(), page.locator("#batch_table").inner_text()
+    reason = "not a readable audio file" if lang == "en" else "不是可读的音频文件"
+    assert reason in summary and reason in table, (summary, table)
+    if lang == "zh":
+        assert "not a readable" not in summary + table
+    headers = page.locator("#batch_table thead th").all_inner_texts()
+    assert [h.strip() for h in headers] == (["Emotion · confidence", "File", "Details"] if lang == "en"
+                                            else ["情感 · 置信度", "文件", "详情"]), headers
+    first = page.locator("#batch_table tbody tr").first.inner_text()
+    assert "%" in first and "speech.wav" in first and any(e in first for e in "😠🤢😨😊😐❓😢😲🤔"), first
+    box = page.locator("#batch_table").bounding_box()
+    widths = page.locator("#batch_table table").evaluate("t => [t.scrollWidth, t.parentElement.clientWidth]")
+    assert widths[0] <= box["width"] + 1, f"table content {widths[0]} px in a {box['width']} px box"
+    header_height = page.locator("#batch_table thead tr").first.bounding_box()["height"]
+    assert header_height < 80, f"the header row is {header_height} px tall"
+    cell = page.locator("#batch_table tbody td", has_text=reason).first.bounding_box()
+    assert cell["width"] < 0.6 * box["width"], f"the reason's cell is {cell['width']} px of {box['width']}"
+    headers_unbroken(page, "#batch_table")
+    shot(page, f"batch_{size}_{lang}")
+    context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_frame_result_fits_a_phone(browser, app_url, media, lang):  # noqa: F811
+    """Timeline and segment table inside a 390 px screen; no header broken mid-word; the chart's
+    legend in the page's language."""
+    context, page = open_page(browser, app_url, PHONE, LOCALES[lang])
+    upload(page, media["speech"])
+    page.locator("#granularity label").nth(1).click()
+    analyse(page)
+    page.wait_for_function("document.querySelectorAll('#timeline_plot svg.marks path').length >= 1")
+    page.locator("#segments_df table").wait_for()
+    page.wait_for_timeout(300)
+    no_wider_than_the_screen(page, PHONE)
+    for box in ("#timeline_plot", "#segments_df"):
+        right = page.locator(box).bounding_box()
+        assert right["x"] + right["width"] <= PHONE["width"], (box, right)
+    headers_unbroken(page, "#segments_df")
+    legend = page.locator("#timeline_plot").inner_text()
+    if lang == "zh":
+        assert "情感" in legend and not any(k in legend for k in ("happy", "neutral", "angry", "sad", "other")), legend
+    shot(page, f"frame_phone_{lang}")
+    context.close()
