@@ -116,3 +116,58 @@ def test_frame_result_fits_a_phone(browser, app_url, media, lang):  # noqa: F811
         assert "情感" in legend and not any(k in legend for k in ("happy", "neutral", "angry", "sad", "other")), legend
     shot(page, f"frame_phone_{lang}")
     context.close()
+
+
+# The most lines `label` takes in a textarea at any width from 150 px to its own (so that the
+# path after it, whatever its length, cannot decide): its text laid out in a hidden copy with the
+# textarea's own computed styles (a textarea's lines cannot be measured directly).
+LABEL_LINES = """(ta, label) => { const cs = getComputedStyle(ta); const d = document.createElement('div');
+    for (const p of ['fontFamily', 'fontSize', 'fontWeight', 'lineHeight', 'letterSpacing', 'wordSpacing', 'wordBreak',
+                     'overflowWrap', 'lineBreak', 'whiteSpace', 'paddingLeft', 'paddingRight', 'boxSizing',
+                     'hyphens', 'textTransform']) d.style[p] = cs[p];
+    Object.assign(d.style, {position: 'absolute', visibility: 'hidden', top: '0', left: '0'});
+    d.textContent = ta.value; ta.parentElement.appendChild(d);
+    const at = ta.value.indexOf(label); const r = document.createRange();
+    r.setStart(d.firstChild, at); r.setEnd(d.firstChild, at + label.length);
+    let most = 0;
+    for (let w = 150; w <= ta.getBoundingClientRect().width; w += 3) {
+        d.style.width = w + 'px';
+        const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+        most = Math.max(most, tops.size); }
+    d.remove(); return at < 0 ? -1 : most; }"""
+
+
+@pytest.mark.parametrize("size,lang", [("phone", "zh"), ("desktop", "en"), ("phone", "en")])
+def test_every_text_in_the_page_language(browser, app_url, media, size, lang):  # noqa: F811
+    """The Live tab's panel, meter and timeline, an error (once, in the page's language), and the
+    log's "saved in" label kept on one line."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    upload(page, media["bad"])
+    text = analyse(page)
+    log = page.locator("#process_log textarea").input_value()
+    english, chinese = "not a readable audio file", "不是可读的音频文件"
+    if lang == "zh":
+        assert chinese in text and english not in text and "Invalid data" not in text, text
+        assert chinese in log and english not in log, log
+    else:
+        assert english in text and chinese not in text, text
+    upload(page, media["speech"])
+    analyse(page)
+    label = "保存于：" if lang == "zh" else "saved in:"
+    log_box = page.locator("#process_log textarea")
+    assert label in log_box.input_value()
+    assert log_box.evaluate(LABEL_LINES, label) == 1, f"the log breaks {label!r} across lines"
+    page.get_by_role("tab", name="实时" if lang == "zh" else "Live").click()
+    expected = (["聆听中", "尚无声音", "现在", "等待麦克风"] if lang == "zh"
+                else ["Listening", "no sound yet", "now", "waiting for the microphone"])
+    page.wait_for_function("([w]) => document.querySelector('#live_now').innerText.includes(w)", arg=[expected[0]])
+    live = " ".join(page.locator(s).inner_text() for s in ("#live_now", "#live_meter", "#live_timeline"))
+    live += " " + page.locator("#live_log textarea").input_value()
+    for word in expected:
+        assert word in live, (word, live)
+    if lang == "zh":
+        for word in ("Listening", "no sound", "now", "waiting"):
+            assert word not in live, (word, live)
+    shot(page, f"text_{size}_{lang}")
+    context.close()

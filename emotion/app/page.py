@@ -32,6 +32,8 @@ CSS = """
                   display: inline-block; }
 .gradio-container, .gradio-container * { min-width: 0; overflow-wrap: anywhere; }
 .prose code { white-space: pre-wrap; word-break: break-all; }
+/* logs: lines break at spaces, never inside a Chinese word ("保存 / 于：") */
+textarea { word-break: keep-all; }
 .reading-table { max-height: 520px; overflow: auto; }
 .reading-table table { width: 100%; border-collapse: collapse; font-size: 14px; line-height: 1.35; }
 .reading-table caption { text-align: left; font-weight: 600; padding: 2px 0 6px; }
