@@ -171,3 +171,24 @@ def test_every_text_in_the_page_language(browser, app_url, media, size, lang):  
             assert word not in live, (word, live)
     shot(page, f"text_{size}_{lang}")
     context.close()
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_the_layout_does_not_jump(browser, app_url, media, size):  # noqa: F811
+    """Loading a file and its first result move neither the Analyse button nor, by more than the
+    headline's height, the processing log."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport)
+
+    def where(selector: str) -> float:  # on the page, not the screen: scrolling does not count
+        return page.locator(selector).bounding_box()["y"] + page.evaluate("scrollY")
+
+    button, log = where("#analyse_btn"), where("#process_log")
+    upload(page, media["speech"])
+    assert abs(where("#analyse_btn") - button) < 2, "the Analyse button moved when a file was loaded"
+    analyse(page)
+    page.locator("#scores_label").wait_for(state="visible")
+    assert abs(where("#analyse_btn") - button) < 2, "the Analyse button moved with the result"
+    assert abs(where("#process_log") - log) < 100, f"the log moved from y {log:.0f} to {where('#process_log'):.0f}"
+    shot(page, f"jump_{size}")
+    context.close()

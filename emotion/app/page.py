@@ -27,6 +27,8 @@ MEDIA_TYPES = sorted(AUDIO_EXTENSIONS)
 CSS = """
 .gradio-container { max-width: 1200px !important; margin: auto; }
 #emotion_md h2, #history_emotion_md h2 { margin-bottom: 0.1em; }
+/* the file box keeps one height, empty or holding a file: the button under it does not move */
+#file_in { height: 150px; min-height: 150px; }
 #model_status { color: #166534; }
 #model_status p { background: #dcfce7; border: 1px solid #86efac; border-radius: 8px; padding: 4px 10px;
                   display: inline-block; }
