@@ -379,7 +379,9 @@ def test_app_process_serves_then_stops_cleanly_on_sigterm(tmp_path, tiny_model, 
         assert result["granularity"] == "frame" and (tmp_path / "outputs" / result["saved"]).is_dir()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        assert "no request in flight" in proc.stdout.read()
+        rest = proc.stdout.read()
+        assert "no request in flight" in rest and "SIGTERM received" in rest
+        assert "Keyboard" not in rest, rest  # a SIGTERM is not a Ctrl-C
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -192,3 +192,21 @@ def test_the_layout_does_not_jump(browser, app_url, media, size):  # noqa: F811
     assert abs(where("#process_log") - log) < 100, f"the log moved from y {log:.0f} to {where('#process_log'):.0f}"
     shot(page, f"jump_{size}")
     context.close()
+
+
+@pytest.mark.parametrize("size,lang", [("phone", "zh"), ("desktop", "en")])
+def test_example_hint_and_history_shown_at_once(browser, app_url, size, lang):  # noqa: F811
+    """The example button says what to press next; History shows the newest result without Open."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    page.locator("#example_btn").click()
+    shows(page, "#file_in", "example.wav")
+    hint = "press Analyse" if lang == "en" else "开始分析"
+    page.wait_for_function("([h]) => document.querySelector('#emotion_md').innerText.includes(h)", arg=[hint])
+    text = analyse(page)
+    page.get_by_role("tab", name="History" if lang == "en" else "历史").click()
+    page.wait_for_function("document.querySelector('#history_dd input').value.includes('example.wav')")
+    page.wait_for_function("document.querySelector('#history_emotion_md').innerText.includes('example.wav')")
+    assert page.locator("#history_emotion_md").inner_text().split()[:3] == text.split()[:3]  # the newest, shown
+    shot(page, f"history_{size}_{lang}")
+    context.close()

@@ -127,15 +127,16 @@ class Handlers:
     def cleared_view(self, lang: str):
         return empty_values(lang)
 
-    def example(self):
-        """The shipped example, copied into the temp dir so it is served like any upload."""
+    def example(self, lang: str):
+        """The shipped example, copied into the temp dir so it is served like any upload; the
+        result's place says it is loaded and what to press."""
         if not EXAMPLE_AUDIO.is_file():
             raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
         dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
             shutil.copyfile(EXAMPLE_AUDIO, dest)
-        return str(dest), None
+        return (str(dest), None, *empty_values(lang, t("example_loaded", lang, name=dest.name)))
 
     def batch(self, files, want_embedding, token, lang, request: gr.Request, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
@@ -177,3 +178,7 @@ class Handlers:
             message = t("choose_result", lang) if not name else t("no_such_result", lang, name=name)
             return empty_values(lang, f"### {t('failed', lang, error=message)}")
         return result_values(data, folder, None, lang)
+
+    def history_show(self, name, token, lang, request: gr.Request):
+        """The entry chosen in the list, shown at once (none chosen: the empty view)."""
+        return self.history_open(name, token, lang, request) if name else empty_values(lang)

@@ -148,7 +148,7 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs()], api_visibility="private", **LIGHT)
         for box in (file_in, mic_in):
             box.clear(h.cleared_view, lang, view.outputs(), api_visibility="private", **LIGHT)
-        example_btn.click(h.example, None, [file_in, mic_in], api_visibility="private", **LIGHT)
+        example_btn.click(h.example, lang, [file_in, mic_in, *view.outputs()], api_visibility="private", **LIGHT)
         files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table = batch
         b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
                     api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,
@@ -156,6 +156,9 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         hist_refresh.click(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         hist_open.click(h.history_open, [hist_choice, owner, lang], hist_view.outputs(), api_name="history_open",
                         api_visibility="undocumented", **LIGHT)
+        # the chosen entry is shown at once, the newest preselected after a refresh included
+        hist_choice.change(h.history_show, [hist_choice, owner, lang], hist_view.outputs(), api_visibility="private",
+                           **LIGHT)
         demo.load(h.on_load, owner, [owner, lang, status, hist_choice], api_visibility="private", **LIGHT)
     demo.queue(max_size=queue_size, default_concurrency_limit=1, api_open=False)
     return demo

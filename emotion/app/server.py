@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..audio import MAX_DURATION_S
@@ -106,7 +107,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                     **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,
                                     max_duration_s=settings.app_max_duration_s))
         print(f"Ready: {demo.local_url}", flush=True)
-        _block_until_stopped(demo)
+        _block_until_stopped()
         finished = service.close(settings.grace_s)
         log.info("stopping: %s", "no request in flight" if finished else
                  f"requests still running after {settings.grace_s:g} s grace")
@@ -117,12 +118,16 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _block_until_stopped(demo) -> None:
+def _block_until_stopped() -> None:
+    """Wait until SIGTERM or Ctrl-C (SIGINT); the caller then lets requests finish and closes.
+    (Gradio's own block_thread() would report a SIGTERM as a keyboard interruption.)"""
+    stopped = threading.Event()
+
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        log.info("stopping: %s received", signal.Signals(signum).name)
+        stopped.set()
 
     signal.signal(signal.SIGTERM, stop)
-    try:
-        demo.block_thread()
-    except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, stop)
+    while not stopped.wait(1.0):
         pass
