@@ -410,12 +410,18 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
              16000)
     _, url, out, service = serve(tiny_recognizer)
     client = Client(url, verbose=False)
-    view = recognize(client, call, channels="each")
+    values = client.predict(handle_file(str(call)), None, "utterance", False, "each", "browser-a",
+                            api_name="/recognize")
+    view, second = named(values), named(values[len(VIEW):])  # the second view follows the first and the status
     refs = tiny_recognizer.recognize(str(call), channels="each")
     assert [r.input["channel"] for r in refs] == ["left", "right"]
-    for ref in refs:
-        assert f"| {ref.input['channel']} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]
-    assert view["json"]["input"]["channel"] == "left" and "right ->" in view["log"]
+    for shown, ref in zip((view, second), refs):  # each channel's whole view, saying which channel it is
+        assert f"{ref.label.display} {100 * ref.confidence:.1f}%" in shown["headline"]
+        assert f"{ref.input['channel']} channel" in shown["headline"] and f"channel: {ref.input['channel']}" in shown["log"]
+        assert shown["json"]["input"]["channel"] == ref.input["channel"] and len(shown["scores"]["confidences"]) == 9
+        # its own downloads: the channel's result.json, not the first channel's
+        assert json.loads(Path(shown["dl_json"]).read_text())["input"]["channel"] == ref.input["channel"]
+    assert "right ->" in view["log"]
     assert len(service.history("browser-a")) == 2  # a folder per channel
     answer = client.predict(handle_file(str(call)), "utterance", False, "right", api_name="/analyse")
     assert answer["input"]["channel"] == "right" and abs(answer["confidence"] - refs[1].confidence) < 1e-6

@@ -210,3 +210,74 @@ def test_example_hint_and_history_shown_at_once(browser, app_url, size, lang):  
     assert page.locator("#history_emotion_md").inner_text().split()[:3] == text.split()[:3]  # the newest, shown
     shot(page, f"history_{size}_{lang}")
     context.close()
+
+
+@pytest.fixture(scope="module")
+def too_large(tmp_path_factory):
+    """A file over the 100 MB upload limit (sparse: it costs no disk)."""
+    path = tmp_path_factory.mktemp("fit-large") / "long call.wav"
+    with open(path, "wb") as fh:
+        fh.truncate(101 * 2**20)
+    return path
+
+
+@pytest.mark.parametrize("size,lang", [("phone", "zh"), ("desktop", "en")])
+def test_an_upload_over_the_limit_says_why_in_place(browser, app_url, media, too_large, size, lang):  # noqa: F811
+    """The reason in the result's place and the log, in the page's language, as for any bad file;
+    no passing pop-up, no error pill."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    upload(page, media["speech"])
+    analyse(page)
+    page.locator("#file_in button.icon-button").first.click()  # as a user replaces a file
+    page.wait_for_selector("#file_in button.icon-button", state="detached")
+    page.locator('#file_in input[type="file"]').set_input_files(str(too_large))
+    reason = "over the 100 MB limit" if lang == "en" else "超过单个文件 100 MB 的上限"
+    page.wait_for_function("([r]) => document.querySelector('#emotion_md').innerText.includes(r)", arg=[reason])
+    headline = page.locator("#emotion_md").inner_text()
+    assert "long call.wav" in headline and "⚠️" in headline, headline
+    assert reason in page.locator("#process_log textarea").input_value()
+    page.locator("#scores_label").wait_for(state="hidden")
+    assert page.locator("#file_in .error, #result_column .error, .toast-body.error").count() == 0
+    no_wider_than_the_screen(page, viewport)
+    shot(page, f"too_large_{size}_{lang}")
+    context.close()
+
+
+@pytest.mark.parametrize("size,lang", [("desktop", "en"), ("phone", "zh")])
+def test_each_channel_has_its_own_view(browser, app_url, stereo, size, lang):  # noqa: F811
+    """channels="each": a whole view per channel, side by side on a desktop, each saying its
+    channel, with its own downloads; History names the channel; "left" says what was heard."""
+    viewport = SIZES[size]
+    left, right = ("left channel", "right channel") if lang == "en" else ("左声道", "右声道")
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    upload(page, stereo)
+    page.locator("#channels label").nth(3).click()  # each
+    analyse(page)
+    page.locator("#second_channel").wait_for(state="visible")
+    page.wait_for_function("document.querySelector('#ch2_emotion_md').innerText.includes('%')")
+    assert left in page.locator("#emotion_md").inner_text() and right in page.locator("#ch2_emotion_md").inner_text()
+    for prefix, side in (("", left), ("ch2_", right)):
+        for button in ("dl_json", "dl_audio"):
+            page.locator(f"#{prefix}{button}").wait_for(state="visible")
+        assert page.locator(f"#{prefix}dl_json").inner_text().startswith(side.split()[0].replace("声道", "")), side
+        assert page.locator(f"#{prefix}scores_label").inner_text().count("%") == 9
+        assert side.split()[0].replace("声道", "") in page.locator(f"#{prefix}process_log textarea").input_value()
+    if size == "desktop":  # side by side
+        a, b = page.locator("#emotion_md").bounding_box(), page.locator("#ch2_emotion_md").bounding_box()
+        assert abs(a["y"] - b["y"]) < 5 and b["x"] > a["x"] + a["width"] - 1, (a, b)
+    no_wider_than_the_screen(page, viewport)
+    shot(page, f"each_{size}_{lang}")
+    page.locator("#channels label").nth(1).click()  # left
+    page.locator("#analyse_btn").click()
+    page.locator("#second_channel").wait_for(state="hidden")
+    page.wait_for_function("""([side]) => { const t = document.querySelector('#emotion_md').innerText;
+        return t.includes(side) && t.includes('%') && !t.includes('⏳'); }""", arg=[left])
+    assert "left" in page.locator("#process_log textarea").input_value() or "左" in page.locator(
+        "#process_log textarea").input_value()
+    page.get_by_role("tab", name="History" if lang == "en" else "历史").click()
+    page.locator("#history_dd input").click()
+    page.wait_for_timeout(500)
+    entries = page.locator("#history_dd").inner_text() + " ".join(page.locator("ul[role=listbox] li").all_inner_texts())
+    assert left in entries and right in entries, entries
+    context.close()

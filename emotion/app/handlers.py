@@ -4,6 +4,7 @@ A failed request never raises on the page: it replaces whatever result was shown
 name and reason, in the result's place and in the processing log (gr.Error, which marks every
 output, is kept for the /analyse API, where a client wants an exception)."""
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -20,6 +21,8 @@ from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
 from .text import REASONS_ZH, ZH, lang_of, reason_text, t
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
+HIDDEN = gr.update(visible=False)
+MB = 2**20  # bytes: Gradio's "100mb" upload limit is 100 * 2**20
 KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
 
 
@@ -42,7 +45,8 @@ def result_values(data: dict, folder: Path | None, request_ms: float | None, lan
                   visible=frame) if frame else gr.update(value=None, visible=False),
         gr.update(value=segments, visible=segments is not None),
         gr.update(value=files[AUDIO_FILE], visible=files[AUDIO_FILE] is not None),
-        *(gr.update(value=files[n], visible=files[n] is not None) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
+        *(gr.update(value=files[n], visible=files[n] is not None, label=render.download_label(n, data, lang))
+          for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
         gr.update(visible=True), render.process_log(data, folder, request_ms, lang), data,
     )
 
@@ -57,15 +61,25 @@ def error_text(outcome: Outcome, lang: str) -> str:
 
 
 def outcome_values(outcome: Outcome, lang: str) -> tuple:
+    """The result view for one request's outcome: its result (the first channel's, when each
+    channel was asked for: second_channel_values() has the next), or its reason."""
     if not outcome.ok:
         message = error_text(outcome, lang)
         return empty_values(lang, f"### {t('failed', lang, error=message)}", t("log_error", lang, error=message))
     values = list(result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang))
-    if len(outcome.channels) > 1:  # each channel's emotion side by side; the view below is the first's
-        values[0] = render.channels_table([r.to_dict() for r, _ in outcome.channels], lang)
+    if len(outcome.channels) > 1:  # the log lists every channel's folder
         names = ", ".join(f"{r.input.get('channel')} -> {f}" for r, f in outcome.channels)
         values[-2] += "\n" + t("log_channels", lang, channels=names)
     return tuple(values)
+
+
+def second_channel_values(outcome: Outcome, lang: str) -> tuple:
+    """The second view beside the first (channels="each"): its column shown with the second
+    channel's whole result (headline, scores, timeline, audio, downloads, log), else hidden."""
+    if not outcome.ok or len(outcome.channels) < 2:
+        return (HIDDEN, *empty_values(lang))
+    result, folder = outcome.channels[1]
+    return (gr.update(visible=True), *result_values(result.to_dict(), folder, None, lang))
 
 
 class Handlers:
@@ -102,13 +116,14 @@ class Handlers:
     def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
                                        [self._owner(token, request)], [ticket], [channels])
-        return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang))
+        return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang),
+                *second_channel_values(outcome, lang))
 
     def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets):
         outcomes = self.service.serve([f or m for f, m in zip(files, mics)], granularities, want_embeddings,
                                       tokens, tickets, channels)
-        rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang))
-                for o, lang in zip(outcomes, langs)]
+        rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang),
+                 *second_channel_values(o, lang)) for o, lang in zip(outcomes, langs)]
         return tuple(list(col) for col in zip(*rows))
 
     def analyse_api(self, file, granularity, want_embedding, channels="mix") -> dict:
@@ -121,11 +136,11 @@ class Handlers:
         return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings, channels=channels)],)
 
     def cleared(self, lang: str):
-        """A new input replaced the other one: it and the old result go."""
-        return (None, *empty_values(lang))
+        """A new input replaced the other one: it and the old result go (the second channel's too)."""
+        return (None, *empty_values(lang), HIDDEN)
 
     def cleared_view(self, lang: str):
-        return empty_values(lang)
+        return (*empty_values(lang), HIDDEN)
 
     def example(self, lang: str):
         """The shipped example, copied into the temp dir so it is served like any upload; the
@@ -136,7 +151,7 @@ class Handlers:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
             shutil.copyfile(EXAMPLE_AUDIO, dest)
-        return (str(dest), None, *empty_values(lang, t("example_loaded", lang, name=dest.name)))
+        return (str(dest), None, *empty_values(lang, t("example_loaded", lang, name=dest.name)), HIDDEN)
 
     def batch(self, files, want_embedding, token, lang, request: gr.Request, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
@@ -182,3 +197,16 @@ class Handlers:
     def history_show(self, name, token, lang, request: gr.Request):
         """The entry chosen in the list, shown at once (none chosen: the empty view)."""
         return self.history_open(name, token, lang, request) if name else empty_values(lang)
+
+    def too_large(self, info: str, request: gr.Request):
+        """A file the browser refused as over the upload limit (page.UPLOAD_GUARD_JS): its name and
+        the reason in the result's place and the log, as for any bad file; the old input goes."""
+        lang = lang_of(request.headers.get("accept-language") if request is not None else None)
+        try:
+            file = json.loads(info)
+            message = t("too_large", lang, name=Path(str(file["name"])).name, size=float(file["bytes"]) / MB,
+                        limit=float(file["limit"]) / MB)
+        except (ValueError, KeyError, TypeError):
+            return gr.skip(), gr.skip(), *(gr.skip() for _ in empty_values(lang)), gr.skip()
+        return (None, None, *empty_values(lang, f"### {t('failed', lang, error=message)}",
+                                         t("log_error", lang, error=message)), HIDDEN)

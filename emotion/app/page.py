@@ -48,7 +48,31 @@ textarea { word-break: keep-all; }
 /* a chart fits its box, whatever its legend needs (Vega fits the plot to the box's width) */
 [id$="timeline_plot"] { contain: inline-size; overflow: hidden; }
 .reading-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.hidden-trigger { display: none !important; }
 """ + live_page.LIVE_CSS
+# A file over the upload limit is refused in the browser before it is sent (the server would
+# answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
+# #too_large_btn, whose handler puts the reason in the result's place and the log.
+UPLOAD_GUARD_JS = """() => {
+  const limit = %d;
+  const guard = (files, event) => {
+    const big = [...(files || [])].find(f => f.size > limit);
+    if (!big) return;
+    event.preventDefault(); event.stopImmediatePropagation();
+    if (event.target.type === 'file') event.target.value = '';
+    window.__emotionTooLarge = JSON.stringify({name: big.name, bytes: big.size, limit: limit});
+    document.querySelector('#too_large_btn').click();
+  };
+  document.addEventListener('change', e => {
+    if (e.target.matches && e.target.matches('#file_in input[type=file]')) guard(e.target.files, e); }, true);
+  document.addEventListener('drop', e => {
+    if (e.target.closest && e.target.closest('#file_in')) guard(e.dataTransfer && e.dataTransfer.files, e); }, true);
+}"""
+
+
+def upload_guard_js(max_bytes: int) -> str:
+    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place."""
+    return UPLOAD_GUARD_JS % max_bytes
 
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
@@ -112,9 +136,15 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                     with gr.Column(scale=1, min_width=280):
                         file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn = _analyse_inputs()
                     with gr.Column(scale=2, min_width=280, elem_id="result_column"):
-                        view = result_view()
+                        with gr.Row(equal_height=False):  # channels="each": the second channel beside the first
+                            with gr.Column(min_width=280):
+                                view = result_view()
+                            with gr.Column(min_width=280, visible=False, elem_id="second_channel") as second_box:
+                                second = result_view("ch2_")
                         api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
                         api_json = gr.JSON(visible=False)
+                        too_large_btn = gr.Button(elem_id="too_large_btn", elem_classes="hidden-trigger")
+                        too_large_info = gr.Textbox(visible=False)  # {"name", "bytes", "limit"}, from UPLOAD_GUARD_JS
             with gr.Tab(L("tab_batch"), id="batch"):
                 batch = _batch_tab()
             with gr.Tab(L("tab_history"), id="history"):
@@ -134,21 +164,27 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
                                      api_visibility="private", **LIGHT)
         if coalesce:
-            analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status], api_name="recognize",
+            analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status, second_box, *second.outputs()],
+                                     api_name="recognize",
                                      api_visibility="public", batch=True, max_batch_size=max_batch, **model)
             api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels], api_json,
                           api_name="analyse", api_visibility="public", batch=True, max_batch_size=max_batch, **model)
         else:
-            analysed = announce.then(h.analyse, inputs, [*view.outputs(), status], api_name="recognize",
+            analysed = announce.then(h.analyse, inputs, [*view.outputs(), status, second_box, *second.outputs()],
+                                     api_name="recognize",
                                      api_visibility="public", **model)
             api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels], api_json, api_name="analyse",
                           api_visibility="public", **model)
         analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
-        file_in.upload(h.cleared, lang, [mic_in, *view.outputs()], api_visibility="private", **LIGHT)
-        mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs()], api_visibility="private", **LIGHT)
+        file_in.upload(h.cleared, lang, [mic_in, *view.outputs(), second_box], api_visibility="private", **LIGHT)
+        mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs(), second_box], api_visibility="private",
+                              **LIGHT)
         for box in (file_in, mic_in):
-            box.clear(h.cleared_view, lang, view.outputs(), api_visibility="private", **LIGHT)
-        example_btn.click(h.example, lang, [file_in, mic_in, *view.outputs()], api_visibility="private", **LIGHT)
+            box.clear(h.cleared_view, lang, [*view.outputs(), second_box], api_visibility="private", **LIGHT)
+        too_large_btn.click(h.too_large, too_large_info, [file_in, mic_in, *view.outputs(), second_box],
+                            js="() => [window.__emotionTooLarge || '']", api_visibility="private", **LIGHT)
+        example_btn.click(h.example, lang, [file_in, mic_in, *view.outputs(), second_box], api_visibility="private",
+                          **LIGHT)
         files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table = batch
         b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
                     api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..labels import CHINESE, display_name
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
-from .text import EN, ZH, t
+from .text import EN, TEXT, ZH, t
 
 MAX_PLOT_FRAMES = 600  # timeline points per emotion; longer clips are subsampled for the chart
 TIMELINE_CLASSES = 4  # the chart draws the strongest few (all scores stay in result.json): readable on a phone
@@ -36,29 +36,27 @@ def is_silent(data: dict) -> bool:
     return bool(data.get("silent")) or any(str(w).startswith(SILENT_PREFIX) for w in data.get("warnings", []))
 
 
+def channel_name(data: dict, lang: str = EN) -> str | None:
+    """The channel a result heard, in the page's language ("left", "右", "channel 3"), or None
+    for the mix or a mono file's only channel."""
+    channel = data.get("input", {}).get("channel")
+    if not channel or channel in ("mix", "mono"):
+        return None
+    return t(channel, lang) if channel in TEXT else str(channel)
+
+
 def headline(data: dict, lang: str = EN) -> str:
-    """The one main-emotion display: emoji, Chinese and English name, confidence."""
+    """The one main-emotion display: emoji, Chinese and English name, confidence; the file, and
+    the channel heard when it was not the mix."""
     name = data.get("input", {}).get("name", "?")
+    channel = channel_name(data, lang)
+    heard = t("channel_heard", lang, channel=channel) if channel else ""
     if is_silent(data):
-        return f"## {t('silent', lang, name=name)}"
+        return f"## {t('silent', lang, name=name)}" + (f"\n{heard}" if heard else "")
     emotion = str(data.get("emotion", ""))
     label = display_name(emotion, data.get("label_zh"), data.get("emoji"))
     return (f"## {label} {float(data.get('confidence', 0.0)) * 100:.1f}%\n"
-            f"{t('confidence', 'zh')} / {t('confidence', 'en')} · `{name}`")
-
-
-def channels_table(results: list[dict], lang: str = EN) -> str:
-    """Each channel's emotion side by side (channels="each"), as the headline."""
-    rows = [f"| {t('col_channel', lang)} | {t('col_emotion', lang)} | {t('col_confidence', lang)} |", "|---|---|---|"]
-    for data in results:
-        channel = data.get("input", {}).get("channel", "?")
-        if is_silent(data):
-            rows.append(f"| {channel} | 🔇 {t('silence', lang)} | |")
-        else:
-            label = display_name(str(data.get("emotion", "")), data.get("label_zh"), data.get("emoji"))
-            rows.append(f"| {channel} | {label} | {100 * float(data.get('confidence', 0.0)):.1f} |")
-    name = results[0].get("input", {}).get("name", "?") if results else "?"
-    return f"### `{name}`\n\n" + "\n".join(rows)
+            f"{t('confidence', 'zh')} / {t('confidence', 'en')} · `{name}`" + (f" · **{heard}**" if heard else ""))
 
 
 def tendencies(data: dict, lang: str = EN) -> str:
@@ -129,6 +127,8 @@ def process_log(data: dict, folder: Path | None, request_ms: float | None, lang:
                channels=src.get("channels")),
              t("log_granularity", lang, granularity=t(data.get("granularity", "utterance"), lang),
                chunks=data.get("chunks", 1))]
+    if channel_name(data, lang):
+        lines.append(t("log_channel", lang, channel=channel_name(data, lang)))
     if request_ms is not None:
         lines.append(t("log_times", lang, decode=timing.get("decode_ms", 0) - timing.get("resample_ms", 0),
                        resample=timing.get("resample_ms", 0), inference=timing.get("inference_ms", 0),
@@ -149,5 +149,15 @@ def history_label(data: dict, lang: str = EN) -> str:
     """One entry of the history list: emotion, confidence, file name and time."""
     emotion = display_name(str(data.get("emotion", "")), data.get("label_zh"), data.get("emoji"))
     time = str(data.get("timestamp", "")).replace("T", " ")[:16]
+    name = data.get("input", {}).get("name", "?")
+    channel = channel_name(data, lang)
+    if channel:
+        name += f" ({t('channel_heard', lang, channel=channel)})"
     return t("history_item", lang, emotion=emotion, confidence=100 * float(data.get("confidence", 0.0)),
-             name=data.get("input", {}).get("name", "?"), time=time)
+             name=name, time=time)
+
+
+def download_label(file_name: str, data: dict, lang: str = EN) -> str:
+    """A download button's text: the file's name, with the channel it belongs to when not the mix."""
+    channel = channel_name(data, lang)
+    return f"{channel} · {file_name}" if channel else file_name
