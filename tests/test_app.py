@@ -417,7 +417,8 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
     assert [r.input["channel"] for r in refs] == ["left", "right"]
     for shown, ref in zip((view, second), refs):  # each channel's whole view, saying which channel it is
         assert f"{ref.label.display} {100 * ref.confidence:.1f}%" in shown["headline"]
-        assert f"{ref.input['channel']} channel" in shown["headline"] and f"channel: {ref.input['channel']}" in shown["log"]
+        assert f"{ref.input['channel']} channel" in shown["headline"]
+        assert f"channel: {ref.input['channel']}" in shown["log"]
         assert shown["json"]["input"]["channel"] == ref.input["channel"] and len(shown["scores"]["confidences"]) == 9
         # its own downloads: the channel's result.json, not the first channel's
         assert json.loads(Path(shown["dl_json"]).read_text())["input"]["channel"] == ref.input["channel"]

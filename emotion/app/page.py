@@ -113,6 +113,28 @@ def _batch_tab():
     return files, want_emb, button, progress, summary, csv_btn, zip_btn, table
 
 
+def _result_columns():
+    """The result view, and beside it (channels="each") the second channel's, hidden until then."""
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=280):
+            view = result_view()
+        with gr.Column(min_width=280, visible=False, elem_id="second_channel") as second_box:
+            second = result_view("ch2_")
+    return view, second_box, second
+
+
+def _history_tab():
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            choice = gr.Dropdown(choices=[], label=L("history_choice"), allow_custom_value=True, elem_id="history_dd")
+            with gr.Row():
+                refresh = gr.Button(L("refresh"), size="sm", elem_id="history_refresh")
+                open_btn = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
+        with gr.Column(scale=2, min_width=280):
+            view = result_view("history_")
+    return choice, refresh, open_btn, view
+
+
 def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesce: bool | None = None,
               max_batch: int = COALESCE_MAX, owner_secret: str | None = None) -> gr.Blocks:
     """The Blocks app around one WebService.
@@ -136,11 +158,7 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                     with gr.Column(scale=1, min_width=280):
                         file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn = _analyse_inputs()
                     with gr.Column(scale=2, min_width=280, elem_id="result_column"):
-                        with gr.Row(equal_height=False):  # channels="each": the second channel beside the first
-                            with gr.Column(min_width=280):
-                                view = result_view()
-                            with gr.Column(min_width=280, visible=False, elem_id="second_channel") as second_box:
-                                second = result_view("ch2_")
+                        view, second_box, second = _result_columns()
                         api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
                         api_json = gr.JSON(visible=False)
                         too_large_btn = gr.Button(elem_id="too_large_btn", elem_classes="hidden-trigger")
@@ -148,31 +166,21 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
             with gr.Tab(L("tab_batch"), id="batch"):
                 batch = _batch_tab()
             with gr.Tab(L("tab_history"), id="history"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=280):
-                        hist_choice = gr.Dropdown(choices=[], label=L("history_choice"), allow_custom_value=True,
-                                                  elem_id="history_dd")
-                        with gr.Row():
-                            hist_refresh = gr.Button(L("refresh"), size="sm", elem_id="history_refresh")
-                            hist_open = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
-                    with gr.Column(scale=2, min_width=280):
-                        hist_view = result_view("history_")
+                hist_choice, hist_refresh, hist_open, hist_view = _history_tab()
             with gr.Tab(L("tab_live"), id="live"):
                 live_page.build(service, MODEL_CONCURRENCY, owner, lang)
         inputs = [file_in, mic_in, granularity, want_emb, channels, owner, lang, ticket]
         model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
                                      api_visibility="private", **LIGHT)
+        shown = [*view.outputs(), status, second_box, *second.outputs()]
         if coalesce:
-            analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status, second_box, *second.outputs()],
-                                     api_name="recognize",
+            analysed = announce.then(h.analyse_many, inputs, shown, api_name="recognize",
                                      api_visibility="public", batch=True, max_batch_size=max_batch, **model)
             api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels], api_json,
                           api_name="analyse", api_visibility="public", batch=True, max_batch_size=max_batch, **model)
         else:
-            analysed = announce.then(h.analyse, inputs, [*view.outputs(), status, second_box, *second.outputs()],
-                                     api_name="recognize",
-                                     api_visibility="public", **model)
+            analysed = announce.then(h.analyse, inputs, shown, api_name="recognize", api_visibility="public", **model)
             api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels], api_json, api_name="analyse",
                           api_visibility="public", **model)
         analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)

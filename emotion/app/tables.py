@@ -1,6 +1,6 @@
 """The web app's batch table: rows in the `emotion batch` shape (so both CSVs have the same
-columns), the files saved with them, and the table the page shows (the reason beside the file
-name, percentages, emoji and Chinese names)."""
+columns), the files saved with them, and the table the page shows (the emotion with emoji and
+confidence, the file, the runners-up or the reason it failed)."""
 
 from __future__ import annotations
 
