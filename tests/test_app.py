@@ -23,6 +23,7 @@ from emotion.app.outputs import list_results  # noqa: E402
 from emotion.app.page import build_app  # noqa: E402
 from emotion.app.server import launch_kwargs  # noqa: E402
 from emotion.app.service import WebService  # noqa: E402
+from emotion.labels import display_name  # noqa: E402
 
 
 @pytest.fixture
@@ -79,6 +80,35 @@ def recognize(client: Client, path, granularity="utterance", embedding=False, to
                                 api_name="/recognize"))
 
 
+def table_cells(markup: str) -> tuple[list[str], list[list[str]]]:
+    """The header and body cells' text of an html table (render.html_table)."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(" ".join(self.cell.split()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Cells()
+    parser.feed(markup)
+    return parser.rows[0], parser.rows[1:]
+
+
 VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "player", "dl_json", "dl_embedding",
         "dl_audio", "log", "json", "status"]
 
@@ -110,7 +140,7 @@ def test_recognize_matches_library(serve, tiny_recognizer, clip, granularity):
         got = np.array(result["frames"]["scores"])
         assert np.allclose(got, ref.frame_scores, atol=1e-5)
         assert [s["emotion"] for s in result["timeline"]] == [s.emotion for s in ref.segments]
-        assert view["timeline"] is not None and view["segments"]["data"]
+        assert view["timeline"] is not None and "<table>" in view["segments"]
     # the history tab reopens it, in the same view; another browser cannot
     again = named(client.predict(saved[0].name, "browser-a", api_name="/history_open"))
     assert again["json"]["scores"] == result["scores"] and again["headline"] == view["headline"]
@@ -162,13 +192,13 @@ def test_batch_table_and_csv(serve, tiny_recognizer, audio_dir, tmp_path):
     summary, csv_path, zip_path, table = [v.get("value") if isinstance(v, dict) and "__type__" in v else v
                                           for v in Client(url, verbose=False).predict(
         [handle_file(str(p)) for p in good + [bad]], True, "browser-a", api_name="/batch")]
-    rows, headers = table["data"], table["headers"]
-    assert headers[:4] == ["File", "Status", "Emotion", "Confidence %"] and headers[-1] == "Duration (s)"
-    assert len(headers) == 4 + 9 + 1
-    assert [r[0] for r in rows] == ["mono_16000.wav", "clip.mp3", "empty.wav"]
-    assert rows[2][1].startswith("⚠️") and "empty" in rows[2][1] and rows[0][1] == "✓"
+    headers, rows = table_cells(table)  # the page's table, as the browser gets it
+    assert headers == ["Emotion · confidence", "File", "Details"]
+    assert [r[1] for r in rows] == ["mono_16000.wav", "clip.mp3", "empty.wav"]
+    assert rows[2][0].startswith("⚠️") and "empty" in rows[2][2]
     ref = tiny_recognizer.recognize(str(good[0]))
-    assert rows[0][2] == ref.label.display and abs(rows[0][3] - round(100 * ref.confidence, 1)) < 1e-9
+    assert rows[0][0] == f"{ref.label.display} · {100 * ref.confidence:.1f}%"
+    assert rows[0][2].startswith(f"{display_name(ref.top[1]['emotion'])} {100 * ref.top[1]['score']:.1f}%")
     assert "3 files: 2 analysed, 1 failed" in summary and "empty.wav" in summary
     saved = [p for p in service.results_root("browser-a").iterdir() if (p / "batch_results.csv").is_file()]
     assert len(saved) == 1 and (saved[0] / "manifest.json").is_file() and str(saved[0]) in summary
@@ -349,7 +379,9 @@ def test_app_process_serves_then_stops_cleanly_on_sigterm(tmp_path, tiny_model, 
         assert result["granularity"] == "frame" and (tmp_path / "outputs" / result["saved"]).is_dir()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        assert "no request in flight" in proc.stdout.read()
+        rest = proc.stdout.read()
+        assert "no request in flight" in rest and "SIGTERM received" in rest
+        assert "Keyboard" not in rest, rest  # a SIGTERM is not a Ctrl-C
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -378,12 +410,19 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
              16000)
     _, url, out, service = serve(tiny_recognizer)
     client = Client(url, verbose=False)
-    view = recognize(client, call, channels="each")
+    values = client.predict(handle_file(str(call)), None, "utterance", False, "each", "browser-a",
+                            api_name="/recognize")
+    view, second = named(values), named(values[len(VIEW):])  # the second view follows the first and the status
     refs = tiny_recognizer.recognize_channels(str(call))
     assert [r.input.channel for r in refs] == ["left", "right"]
-    for ref in refs:
-        assert f"| {ref.input.channel} | {ref.label.display} | {100 * ref.confidence:.1f} |" in view["headline"]
-    assert view["json"]["input"]["channel"] == "left" and "right ->" in view["log"]
+    for shown, ref in zip((view, second), refs):  # each channel's whole view, saying which channel it is
+        assert f"{ref.label.display} {100 * ref.confidence:.1f}%" in shown["headline"]
+        assert f"{ref.input.channel} channel" in shown["headline"]
+        assert f"channel: {ref.input.channel}" in shown["log"]
+        assert shown["json"]["input"]["channel"] == ref.input.channel and len(shown["scores"]["confidences"]) == 9
+        # its own downloads: the channel's result.json, not the first channel's
+        assert json.loads(Path(shown["dl_json"]).read_text())["input"]["channel"] == ref.input.channel
+    assert "right ->" in view["log"]
     assert len(service.history("browser-a")) == 2  # a folder per channel
     answer = client.predict(handle_file(str(call)), "utterance", False, "right", api_name="/analyse")
     assert answer["input"]["channel"] == "right" and abs(answer["confidence"] - refs[1].confidence) < 1e-6

@@ -102,6 +102,10 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
         page.wait_for_function("document.querySelector('#live_process_log textarea').value.includes('saved in')")
         assert hub.sessions == 0  # stop freed the session
         assert "%" in page.locator("#live_emotion_md").inner_text()  # the upload's view of the whole recording
+        page.wait_for_function("document.querySelector('#live_log textarea').value.includes('is analysed')")
+        live_log = page.locator("#live_log textarea").input_value()
+        assert not live_log.endswith("analysing the whole recording…"), live_log  # it says it is done
+        assert page.locator("#live_now").inner_text().strip() == ""  # no stale "Silence 1.0-4.0 s" above the result
         for button in ("#live_dl_json", "#live_dl_audio"):
             page.locator(button).wait_for(state="visible")
         log_text = page.locator("#live_process_log textarea").input_value()

@@ -4,6 +4,7 @@ A failed request never raises on the page: it replaces whatever result was shown
 name and reason, in the result's place and in the processing log (gr.Error, which marks every
 output, is kept for the /analyse API, where a client wants an exception)."""
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..audio import AudioError
 from ..model import PROJECT_ROOT
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
 from . import render
 from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
 from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
-from .text import REASONS_ZH, ZH, lang_of, t
+from .text import REASONS_ZH, ZH, lang_of, reason_text, t
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
+HIDDEN = gr.update(visible=False)
+MB = 2**20  # bytes: Gradio's "100mb" upload limit is 100 * 2**20
 KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
 
 
@@ -41,30 +45,41 @@ def result_values(data: dict, folder: Path | None, request_ms: float | None, lan
                   visible=frame) if frame else gr.update(value=None, visible=False),
         gr.update(value=segments, visible=segments is not None),
         gr.update(value=files[AUDIO_FILE], visible=files[AUDIO_FILE] is not None),
-        *(gr.update(value=files[n], visible=files[n] is not None) for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
+        *(gr.update(value=files[n], visible=files[n] is not None, label=render.download_label(n, data, lang))
+          for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
         gr.update(visible=True), render.process_log(data, folder, request_ms, lang), data,
     )
 
 
 def error_text(outcome: Outcome, lang: str) -> str:
-    """A failed request's message in the page's language (the English reason kept in Chinese)."""
+    """A failed request's message, once, in the page's language."""
     if outcome.error in KNOWN_ERRORS:
         return t(KNOWN_ERRORS[outcome.error], lang)
     if lang == ZH and outcome.code in REASONS_ZH:
-        return f"{outcome.name}：{REASONS_ZH[outcome.code]}（{outcome.error}）"
+        return f"{outcome.name}：{reason_text(outcome.error, outcome.code, lang)}"
     return outcome.error
 
 
 def outcome_values(outcome: Outcome, lang: str) -> tuple:
+    """The result view for one request's outcome: its result (the first channel's, when each
+    channel was asked for: second_channel_values() has the next), or its reason."""
     if not outcome.ok:
         message = error_text(outcome, lang)
         return empty_values(lang, f"### {t('failed', lang, error=message)}", t("log_error", lang, error=message))
     values = list(result_values(outcome.result.to_dict(), outcome.folder, outcome.request_ms, lang))
-    if len(outcome.channels) > 1:  # each channel's emotion side by side; the view below is the first's
-        values[0] = render.channels_table([r.to_dict() for r, _ in outcome.channels], lang)
+    if len(outcome.channels) > 1:  # the log lists every channel's folder
         names = ", ".join(f"{r.input.channel} -> {f}" for r, f in outcome.channels)
         values[-2] += "\n" + t("log_channels", lang, channels=names)
     return tuple(values)
+
+
+def second_channel_values(outcome: Outcome, lang: str) -> tuple:
+    """The second view beside the first (channels="each"): its column shown with the second
+    channel's whole result (headline, scores, timeline, audio, downloads, log), else hidden."""
+    if not outcome.ok or len(outcome.channels) < 2:
+        return (HIDDEN, *empty_values(lang))
+    result, folder = outcome.channels[1]
+    return (gr.update(visible=True), *result_values(result.to_dict(), folder, None, lang))
 
 
 def owner_of(token: str | None, request: gr.Request | None) -> str | None:
@@ -101,13 +116,14 @@ class Handlers:
     def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
                                        [owner_of(token, request)], [ticket], [channels])
-        return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang))
+        return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang),
+                *second_channel_values(outcome, lang))
 
     def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets):
         outcomes = self.service.serve([f or m for f, m in zip(files, mics)], granularities, want_embeddings,
                                       tokens, tickets, channels)
-        rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang))
-                for o, lang in zip(outcomes, langs)]
+        rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang),
+                 *second_channel_values(o, lang)) for o, lang in zip(outcomes, langs)]
         return tuple(list(col) for col in zip(*rows))
 
     def analyse_api(self, file, granularity, want_embedding, channels="mix") -> dict:
@@ -120,21 +136,22 @@ class Handlers:
         return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings, channels=channels)],)
 
     def cleared(self, lang: str):
-        """A new input replaced the other one: it and the old result go."""
-        return (None, *empty_values(lang))
+        """A new input replaced the other one: it and the old result go (the second channel's too)."""
+        return (None, *empty_values(lang), HIDDEN)
 
     def cleared_view(self, lang: str):
-        return empty_values(lang)
+        return (*empty_values(lang), HIDDEN)
 
-    def example(self):
-        """The shipped example, copied into the temp dir so it is served like any upload."""
+    def example(self, lang: str):
+        """The shipped example, copied into the temp dir so it is served like any upload; the
+        result's place says it is loaded and what to press."""
         if not EXAMPLE_AUDIO.is_file():
             raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
         dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
             shutil.copyfile(EXAMPLE_AUDIO, dest)
-        return str(dest), None
+        return (str(dest), None, *empty_values(lang, t("example_loaded", lang, name=dest.name)), HIDDEN)
 
     def batch(self, files, want_embedding, token, lang, request: gr.Request, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
@@ -154,12 +171,15 @@ class Handlers:
             return f"### {t('failed', lang, error=message)}", gr.update(visible=False), gr.update(visible=False), None
         summary = t("batch_summary", lang, total=len(out.rows), ok=len(out.rows) - len(out.failed),
                     failed=len(out.failed), path=out.folder / BATCH_TABLE)
-        if out.failed:
-            summary += "\n\n" + t("batch_failed", lang, items="; ".join(f"{n} ({r})" for n, r in out.failed))
+        reasons = [reason_text(res.reason, res.code, lang) if isinstance(res, AudioError) else row.get("error")
+                   for row, res in zip(out.rows, out.results)]
+        failed = [f"{row['id']} ({why})" for row, why in zip(out.rows, reasons) if why]
+        if failed:
+            summary += "\n\n" + t("batch_failed", lang, items="; ".join(failed))
         zip_path = out.folder / BATCH_EMBEDDINGS
         return (summary, gr.update(value=str(out.folder / BATCH_TABLE), visible=True),
                 gr.update(value=str(zip_path), visible=zip_path.is_file()),
-                display_table(out.rows, self.service.labels, lang))
+                display_table(out.rows, self.service.labels, lang, reasons))
 
     def history_refresh(self, token, lang, request: gr.Request):
         entries = self.service.history(owner_of(token, request))
@@ -173,3 +193,20 @@ class Handlers:
             message = t("choose_result", lang) if not name else t("no_such_result", lang, name=name)
             return empty_values(lang, f"### {t('failed', lang, error=message)}")
         return result_values(data, folder, None, lang)
+
+    def history_show(self, name, token, lang, request: gr.Request):
+        """The entry chosen in the list, shown at once (none chosen: the empty view)."""
+        return self.history_open(name, token, lang, request) if name else empty_values(lang)
+
+    def too_large(self, info: str, request: gr.Request):
+        """A file the browser refused as over the upload limit (page.UPLOAD_GUARD_JS): its name and
+        the reason in the result's place and the log, as for any bad file; the old input goes."""
+        lang = lang_of(request.headers.get("accept-language") if request is not None else None)
+        try:
+            file = json.loads(info)
+            message = t("too_large", lang, name=Path(str(file["name"])).name, size=float(file["bytes"]) / MB,
+                        limit=float(file["limit"]) / MB)
+        except (ValueError, KeyError, TypeError):
+            return gr.skip(), gr.skip(), *(gr.skip() for _ in empty_values(lang)), gr.skip()
+        return (None, None, *empty_values(lang, f"### {t('failed', lang, error=message)}",
+                                         t("log_error", lang, error=message)), HIDDEN)

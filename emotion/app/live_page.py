@@ -25,6 +25,7 @@ from .handlers import empty_values, outcome_values, owner_of
 from .live import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
                    LiveHub, LiveView, hub_for)
 from .service import WebService
+from .text import EN, lang_of, t
 from .view import L, ResultView, result_view
 
 LIVE_CONCURRENCY = "live"  # the stream events: cheap (the model runs on the hub's worker)
@@ -41,7 +42,6 @@ LIVE_CSS = """
 .live-strip>span{border-radius:3px;font-size:14px;line-height:34px;text-align:center;overflow:hidden;white-space:nowrap;color:#fff}
 .live-axis{display:flex;justify-content:space-between;font-size:12px;opacity:.7}
 """  # part of the page's stylesheet (emotion.app.page.CSS), sent once, not with every update
-LISTENING = '<div data-seq="0"><h2>🎙️ Listening · 聆听中</h2></div>'
 
 
 @dataclass
@@ -89,49 +89,56 @@ def read_chunk(path: str | Path, name: str = "microphone") -> tuple[int, np.ndar
     return rate, samples.astype(dtype.newbyteorder("="))
 
 
-def latency_text(view: LiveView) -> str:
+def listening_html(lang: str = EN) -> str:
+    """The current-emotion panel before the first update."""
+    return f'<div data-seq="0"><h2>{html.escape(t("live_listening", lang))}</h2></div>'
+
+
+def latency_text(view: LiveView, lang: str = EN) -> str:
     """The processing log's latency lines: the session's figures and the last window's chain."""
     lat = view.latencies
     if not lat:
-        return "latency: no update delivered yet"
+        return t("live_no_latency", lang)
     p95 = sorted(lat)[min(len(lat) - 1, int(0.95 * len(lat)))]
-    lines = [f"latency (newest sample -> page): last {lat[-1]:.2f} s, median {statistics.median(lat):.2f} s, "
-             f"p95 {p95:.2f} s over {len(lat)} updates"]
+    lines = [t("live_latency", lang, last=lat[-1], median=statistics.median(lat), p95=p95, count=len(lat))]
     c = view.current
     if c and c.done and c.update.speech:
-        lines.append(f"last window: chunk arrived +{c.arrived - c.spoken:.2f} s, model started "
-                     f"+{c.started - c.spoken:.2f} s (waited {c.waited_s:.2f} s behind other requests), "
-                     f"ready +{c.done - c.spoken:.2f} s, model {c.update.model_ms:.0f} ms")
+        lines.append(t("live_chain", lang, arrived=c.arrived - c.spoken, started=c.started - c.spoken,
+                       waited=c.waited_s, ready=c.done - c.spoken, model=c.update.model_ms))
     return "\n".join(lines)
 
 
-def now_html(view: LiveView | None) -> str:
+def now_html(view: LiveView | None, lang: str = EN) -> str:
     """The current emotion (emoji, Chinese and English name, confidence) or silence; data-spoken
     carries when its newest sample was captured (ms since the epoch) for latency checks."""
     if view is None or view.current is None:
-        return LISTENING
+        return listening_html(lang)
     item = view.current
     u = item.update
     text = (f"{display_name(u.emotion, u.label.zh, u.label.emoji)} {u.confidence * 100:.1f}%" if u.speech
-            else "🤫 静音 / Silence")
+            else t("live_silence", lang))
     return (f'<div data-seq="{view.seq}" data-speech="{int(u.speech)}" data-spoken="{item.spoken * 1000:.0f}">'
-            f"<h2>{html.escape(text)}</h2><small>{u.start_s:.1f}-{u.end_s:.1f} s of the recording</small></div>")
+            f"<h2>{html.escape(text)}</h2><small>{html.escape(t('live_span', lang, start=u.start_s, end=u.end_s))}"
+            "</small></div>")
 
 
-def meter_html(view: LiveView | None) -> str:
+def _state(view: LiveView, lang: str) -> str:
+    return t("live_speech", lang) if view.speech_now else t("silence", lang)
+
+
+def meter_html(view: LiveView | None, lang: str = EN) -> str:
     """A level meter: the newest chunk's loudness, and whether the VAD hears speech."""
     if view is None:
-        return '<div class="live-meter"><div style="width:0"></div></div><small>no sound yet</small>'
+        return f'<div class="live-meter"><div style="width:0"></div></div><small>{t("live_no_sound", lang)}</small>'
     level = max(FLOOR_DB, view.level_db)
     width = 100 * (level - FLOOR_DB) / -FLOOR_DB
     color = "#30a46c" if view.speech_now else "#a1a1aa"
-    state = "speech" if view.speech_now else "silence"
     return (f'<div class="live-meter" data-db="{view.level_db:.1f}"><div style="width:{width:.0f}%;'
-            f'background:{color}"></div></div><small>{view.level_db:.0f} dBFS · {state} · '
-            f"{view.duration_s:.1f} s recorded</small>")
+            f'background:{color}"></div></div><small>'
+            f"{t('live_level', lang, db=view.level_db, state=_state(view, lang), seconds=view.duration_s)}</small>")
 
 
-def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = TIMELINE_S) -> str:
+def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = TIMELINE_S, lang: str = EN) -> str:
     """The last span_s of updates as a strip: runs of one emotion as coloured stretches with their
     emoji (and name, when there is room), silence in grey; newest on the right."""
     runs: list[list] = []  # [key, hops, label]
@@ -150,25 +157,25 @@ def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = T
         cells.append(f'<span data-emotion="{key}" title="{key}, {hops * hop_s:g} s" style="flex:{hops};'
                      f'background:{COLORS.get(key, SILENCE_COLOR)};color:{ink}">{text}</span>')
     return (f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
-            f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>now</span></div>')
+            f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>{t("live_now", lang)}</span></div>')
 
 
-def log_text(view: LiveView | None, hub: LiveHub) -> str:
+def log_text(view: LiveView | None, hub: LiveHub, lang: str = EN) -> str:
     if view is None:
-        return "waiting for the microphone"
-    vad = "Silero VAD" if hub.vad else "off"
-    full = f"the {hub.max_s:g} s limit is reached: press Stop to analyse the recording\n" if view.full else ""
-    lost = f"about {view.lost_s:.1f} s of the recording did not reach the server\n" if view.lost_s else ""
-    return (full + lost + f"recording {view.duration_s:.1f} s · level {view.level_db:.0f} dBFS · "
-            f"{'speech' if view.speech_now else 'silence'}\n"
-            f"updates: {view.analysed} analysed, {view.silent} silent, {view.dropped} dropped (latest wins) · "
-            f"window {hub.window_s:g} s, hop {hub.hop_s:g} s, silence gate: {vad}\n" + latency_text(view))
+        return t("live_waiting", lang)
+    vad = "Silero VAD" if hub.vad else t("live_off", lang)
+    full = t("live_full", lang, limit=hub.max_s) + "\n" if view.full else ""
+    lost = t("live_lost", lang, seconds=view.lost_s) + "\n" if view.lost_s else ""
+    return (full + lost + t("live_status", lang, seconds=view.duration_s, db=view.level_db, state=_state(view, lang))
+            + "\n"
+            + t("live_updates", lang, analysed=view.analysed, silent=view.silent, dropped=view.dropped,
+                window=hub.window_s, hop=hub.hop_s, vad=vad) + "\n" + latency_text(view, lang))
 
 
 # ---------------------------------------------------------------- handlers
 
 
-def _chunk(hub: LiveHub, key: str, chunk_path):
+def _chunk(hub: LiveHub, key: str, chunk_path, lang: str = EN):
     """One streamed chunk: taken by the hub, then the newest view. It never waits for the model:
     while this handler runs, Gradio keeps only the newest chunk of the stream, so a handler slower
     than the chunks would lose audio (an update ready later goes out with the next chunk)."""
@@ -182,37 +189,48 @@ def _chunk(hub: LiveHub, key: str, chunk_path):
         raise gr.Error(str(exc), print_exception=False) from None
     view = hub.view(key) or view
     if not view.fresh:  # the meter moves with every chunk; the rest only with a new update
-        return gr.skip(), meter_html(view), gr.skip(), gr.skip()
-    return now_html(view), meter_html(view), timeline_html(view, hub.hop_s), log_text(view, hub)
+        return gr.skip(), meter_html(view, lang), gr.skip(), gr.skip()
+    return (now_html(view, lang), meter_html(view, lang), timeline_html(view, hub.hop_s, lang=lang),
+            log_text(view, hub, lang))
+
+
+def _idle(lang: str):
+    """The tab before anything is recorded, in the page's language."""
+    return listening_html(lang), meter_html(None, lang), timeline_html(None, lang=lang), t("live_waiting", lang)
 
 
 def _started(lang: str):
-    return (LISTENING, meter_html(None), timeline_html(None), "recording…", *empty_values(lang))
+    return (listening_html(lang), meter_html(None, lang), timeline_html(None, lang=lang), t("live_recording", lang),
+            *empty_values(lang))
 
 
-def _stop(hub: LiveHub, key: str):
+def _stop(hub: LiveHub, key: str, lang: str = EN):
     recording = hub.stop(key)
     if recording is None:
-        return None, "nothing was recorded"
+        return None, t("live_nothing", lang)
     v = recording.view
-    lost = f" (about {v.lost_s:.1f} s more did not reach the server)" if v.lost_s else ""
-    summary = (f"recorded {recording.duration_s:.1f} s{lost}: {v.analysed} live updates, {v.silent} silent, "
-               f"{v.dropped} dropped\n{latency_text(v)}\nanalysing the whole recording…")
+    lost = f" ({t('live_lost', lang, seconds=v.lost_s)})" if v.lost_s else ""
+    summary = (t("live_stopped", lang, seconds=recording.duration_s, analysed=v.analysed, silent=v.silent,
+                 dropped=v.dropped) + lost + f"\n{latency_text(v, lang)}\n{t('live_analysing', lang)}")
     return (str(recording.path), v.lost_s), summary
 
 
-def _analyse(service: WebService, recording, granularity, want_embedding, owner, lang):
-    """The stopped recording, analysed and saved exactly as an upload is (in its owner's history);
-    audio that never reached the server is named in the result's warnings."""
+def _analyse(service: WebService, recording, granularity, want_embedding, owner, lang, log: str = ""):
+    """The stopped recording, analysed and saved exactly as an upload is (in its owner's history),
+    audio that never reached the server named in the result's warnings; the live panel gives way
+    to its result, and the live log says it is done."""
     if not recording:
-        return empty_values(lang)
+        return ("", log, *empty_values(lang))
     path, lost_s = recording
     lost = [f"live recording: about {lost_s:.1f} s did not reach the server"] if lost_s else []
     try:
         [outcome] = service.serve([path], [granularity], [want_embedding], [owner], warnings=[lost])
     finally:
         Path(path).unlink(missing_ok=True)
-    return outcome_values(outcome, lang)
+    done = t("live_saved" if outcome.ok else "live_failed", lang)
+    analysing = t("live_analysing", lang)
+    log = log[: -len(analysing)] + done if log.endswith(analysing) else (log + "\n" + done).strip()
+    return ("", log, *outcome_values(outcome, lang))
 
 
 # ---------------------------------------------------------------- layout and wiring
@@ -227,11 +245,11 @@ def layout() -> LiveTab:
                 granularity = gr.Radio([(L(g), g) for g in GRANULARITIES], value="utterance",
                                        elem_id="live_granularity", label=L("live_granularity"))
                 want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="live_embedding")
-            meter = gr.HTML(meter_html(None), elem_id="live_meter")
+            meter = gr.HTML(meter_html(None), elem_id="live_meter")  # in the page's language on load (_idle)
             log_box = gr.Textbox(label=L("live_log"), lines=6, interactive=False, elem_id="live_log")
             gr.Markdown(L("live_note"))
         with gr.Column(scale=2, min_width=280):
-            now = gr.HTML(LISTENING, elem_id="live_now")
+            now = gr.HTML(listening_html(), elem_id="live_now")
             timeline = gr.HTML(timeline_html(None), label=L("live_timeline"), elem_id="live_timeline")
             view = result_view("live_")
     return LiveTab(audio, granularity, want_emb, meter, now, timeline, log_box, view, gr.State(None))
@@ -243,13 +261,13 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
     lang are the page's browser token and language."""
 
     def chunk(chunk_path, request: gr.Request):  # gr.Request is given to annotated functions only
-        return _chunk(hub, request.session_hash, chunk_path)
+        return _chunk(hub, request.session_hash, chunk_path, lang_of(request.headers.get("accept-language")))
 
-    def stop(request: gr.Request):
-        return _stop(hub, request.session_hash)
+    def stop(language, request: gr.Request):
+        return _stop(hub, request.session_hash, language)
 
-    def analyse(path, granularity, want_embedding, token, language, request: gr.Request):
-        return _analyse(service, path, granularity, want_embedding, owner_of(token, request), language)
+    def analyse(recording, granularity, want_embedding, token, language, log, request: gr.Request):
+        return _analyse(service, recording, granularity, want_embedding, owner_of(token, request), language, log)
 
     quiet = dict(api_visibility="private", show_progress="hidden")
     live = dict(concurrency_id=LIVE_CONCURRENCY, concurrency_limit=MAX_SESSIONS, **quiet)
@@ -259,8 +277,9 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
                      time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
     tab.audio.start_recording(_started, lang, [tab.now, tab.meter, tab.timeline, tab.log_box, *tab.view.outputs()],
                               api_name="live_start", **control)
-    tab.audio.stop_recording(stop, None, [tab.recording, tab.log_box], api_name="live_stop", **control).then(
-        analyse, [tab.recording, tab.granularity, tab.want_emb, owner, lang], tab.view.outputs(),
+    tab.audio.stop_recording(stop, lang, [tab.recording, tab.log_box], api_name="live_stop", **control).then(
+        analyse, [tab.recording, tab.granularity, tab.want_emb, owner, lang, tab.log_box],
+        [tab.now, tab.log_box, *tab.view.outputs()],
         api_name="live_analyse", concurrency_id=model_concurrency, concurrency_limit=1, api_visibility="private",
         show_progress="hidden")
 
@@ -277,4 +296,9 @@ def build(service: WebService, model_concurrency: str, owner, lang) -> LiveTab:
     blocks = gr.context.Context.root_block
     if blocks is not None:
         blocks.unload(closed)
+        def idle(request: gr.Request):  # the language from the request: the page's lang State may not be set yet
+            return _idle(lang_of(request.headers.get("accept-language")))
+
+        blocks.load(idle, None, [tab.now, tab.meter, tab.timeline, tab.log_box], api_visibility="private",
+                    show_progress="hidden", concurrency_id=CONTROL_CONCURRENCY, concurrency_limit=MAX_SESSIONS)
     return tab

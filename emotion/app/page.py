@@ -28,12 +28,52 @@ MEDIA_TYPES = sorted(AUDIO_EXTENSIONS)
 CSS = """
 .gradio-container { max-width: 1200px !important; margin: auto; }
 #emotion_md h2, #history_emotion_md h2 { margin-bottom: 0.1em; }
+/* the file box keeps one height, empty or holding a file: the button under it does not move */
+#file_in { height: 150px; min-height: 150px; }
 #model_status { color: #166534; }
 #model_status p { background: #dcfce7; border: 1px solid #86efac; border-radius: 8px; padding: 4px 10px;
                   display: inline-block; }
 .gradio-container, .gradio-container * { min-width: 0; overflow-wrap: anywhere; }
 .prose code { white-space: pre-wrap; word-break: break-all; }
+/* logs: lines break at spaces, never inside a Chinese word ("保存 / 于：") */
+textarea { word-break: keep-all; }
+.reading-table { max-height: 520px; overflow: auto; }
+.reading-table table { width: 100%; border-collapse: collapse; font-size: 14px; line-height: 1.35; }
+.reading-table caption { text-align: left; font-weight: 600; padding: 2px 0 6px; }
+.reading-table th, .reading-table td { text-align: left; vertical-align: top; padding: 5px 8px;
+                                       border-bottom: 1px solid var(--border-color-primary); }
+.reading-table th { overflow-wrap: normal; background: var(--table-odd-background-fill); }
+.reading-table th > span { white-space: nowrap; }
+@media (max-width: 480px) { .reading-table table { font-size: 13px; }
+                            .reading-table th, .reading-table td { padding: 4px 5px; } }
+/* a chart fits its box, whatever its legend needs (Vega fits the plot to the box's width) */
+[id$="timeline_plot"] { contain: inline-size; overflow: hidden; }
+.reading-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.hidden-trigger { display: none !important; }
 """ + live_page.LIVE_CSS
+# A file over the upload limit is refused in the browser before it is sent (the server would
+# answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
+# #too_large_btn, whose handler puts the reason in the result's place and the log.
+UPLOAD_GUARD_JS = """() => {
+  const limit = %d;
+  const guard = (files, event) => {
+    const big = [...(files || [])].find(f => f.size > limit);
+    if (!big) return;
+    event.preventDefault(); event.stopImmediatePropagation();
+    if (event.target.type === 'file') event.target.value = '';
+    window.__emotionTooLarge = JSON.stringify({name: big.name, bytes: big.size, limit: limit});
+    document.querySelector('#too_large_btn').click();
+  };
+  document.addEventListener('change', e => {
+    if (e.target.matches && e.target.matches('#file_in input[type=file]')) guard(e.target.files, e); }, true);
+  document.addEventListener('drop', e => {
+    if (e.target.closest && e.target.closest('#file_in')) guard(e.dataTransfer && e.dataTransfer.files, e); }, true);
+}"""
+
+
+def upload_guard_js(max_bytes: int) -> str:
+    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place."""
+    return UPLOAD_GUARD_JS % max_bytes
 
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
@@ -64,13 +104,36 @@ def _batch_tab():
             want_emb = gr.Checkbox(value=False, label=L("batch_embeddings"), elem_id="batch_embeddings")
             gr.Markdown(L("batch_note"))
             button = gr.Button(L("analyse_all"), variant="primary", elem_id="batch_btn")
+            progress = gr.Markdown(elem_id="batch_progress")  # the progress line, beside the button
         with gr.Column(scale=2, min_width=280):
             summary = gr.Markdown(elem_id="batch_summary")
             with gr.Row():
                 csv_btn = gr.DownloadButton(L("download_csv"), visible=False, size="sm", elem_id="batch_csv")
                 zip_btn = gr.DownloadButton(L("download_zip"), visible=False, size="sm", elem_id="batch_zip")
-            table = gr.Dataframe(label=L("batch_table"), interactive=False, wrap=True, elem_id="batch_table")
-    return files, want_emb, button, summary, csv_btn, zip_btn, table
+            table = gr.HTML(elem_id="batch_table")  # tables.display_table
+    return files, want_emb, button, progress, summary, csv_btn, zip_btn, table
+
+
+def _result_columns():
+    """The result view, and beside it (channels="each") the second channel's, hidden until then."""
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=280):
+            view = result_view()
+        with gr.Column(min_width=280, visible=False, elem_id="second_channel") as second_box:
+            second = result_view("ch2_")
+    return view, second_box, second
+
+
+def _history_tab():
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            choice = gr.Dropdown(choices=[], label=L("history_choice"), allow_custom_value=True, elem_id="history_dd")
+            with gr.Row():
+                refresh = gr.Button(L("refresh"), size="sm", elem_id="history_refresh")
+                open_btn = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
+        with gr.Column(scale=2, min_width=280):
+            view = result_view("history_")
+    return choice, refresh, open_btn, view
 
 
 def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesce: bool | None = None,
@@ -96,49 +159,51 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                     with gr.Column(scale=1, min_width=280):
                         file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn = _analyse_inputs()
                     with gr.Column(scale=2, min_width=280, elem_id="result_column"):
-                        view = result_view()
+                        view, second_box, second = _result_columns()
                         api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
                         api_json = gr.JSON(visible=False)
+                        too_large_btn = gr.Button(elem_id="too_large_btn", elem_classes="hidden-trigger")
+                        too_large_info = gr.Textbox(visible=False)  # {"name", "bytes", "limit"}, from UPLOAD_GUARD_JS
             with gr.Tab(L("tab_batch"), id="batch"):
                 batch = _batch_tab()
             with gr.Tab(L("tab_history"), id="history"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=280):
-                        hist_choice = gr.Dropdown(choices=[], label=L("history_choice"), allow_custom_value=True,
-                                                  elem_id="history_dd")
-                        with gr.Row():
-                            hist_refresh = gr.Button(L("refresh"), size="sm", elem_id="history_refresh")
-                            hist_open = gr.Button(L("open"), variant="primary", size="sm", elem_id="history_open")
-                    with gr.Column(scale=2, min_width=280):
-                        hist_view = result_view("history_")
+                hist_choice, hist_refresh, hist_open, hist_view = _history_tab()
             with gr.Tab(L("tab_live"), id="live"):
                 live_page.build(service, MODEL_CONCURRENCY, owner, lang)
         inputs = [file_in, mic_in, granularity, want_emb, channels, owner, lang, ticket]
         model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
                                      api_visibility="private", **LIGHT)
+        shown = [*view.outputs(), status, second_box, *second.outputs()]
         if coalesce:
-            analysed = announce.then(h.analyse_many, inputs, [*view.outputs(), status], api_name="recognize",
+            analysed = announce.then(h.analyse_many, inputs, shown, api_name="recognize",
                                      api_visibility="public", batch=True, max_batch_size=max_batch, **model)
             api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels], api_json,
                           api_name="analyse", api_visibility="public", batch=True, max_batch_size=max_batch, **model)
         else:
-            analysed = announce.then(h.analyse, inputs, [*view.outputs(), status], api_name="recognize",
-                                     api_visibility="public", **model)
+            analysed = announce.then(h.analyse, inputs, shown, api_name="recognize", api_visibility="public", **model)
             api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels], api_json, api_name="analyse",
                           api_visibility="public", **model)
         analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
-        file_in.upload(h.cleared, lang, [mic_in, *view.outputs()], api_visibility="private", **LIGHT)
-        mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs()], api_visibility="private", **LIGHT)
+        file_in.upload(h.cleared, lang, [mic_in, *view.outputs(), second_box], api_visibility="private", **LIGHT)
+        mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs(), second_box], api_visibility="private",
+                              **LIGHT)
         for box in (file_in, mic_in):
-            box.clear(h.cleared_view, lang, view.outputs(), api_visibility="private", **LIGHT)
-        example_btn.click(h.example, None, [file_in, mic_in], api_visibility="private", **LIGHT)
-        files, b_emb, b_btn, b_summary, b_csv, b_zip, b_table = batch
+            box.clear(h.cleared_view, lang, [*view.outputs(), second_box], api_visibility="private", **LIGHT)
+        too_large_btn.click(h.too_large, too_large_info, [file_in, mic_in, *view.outputs(), second_box],
+                            js="() => [window.__emotionTooLarge || '']", api_visibility="private", **LIGHT)
+        example_btn.click(h.example, lang, [file_in, mic_in, *view.outputs(), second_box], api_visibility="private",
+                          **LIGHT)
+        files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table = batch
         b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
-                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1)
+                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,
+                    show_progress_on=b_progress)
         hist_refresh.click(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         hist_open.click(h.history_open, [hist_choice, owner, lang], hist_view.outputs(), api_name="history_open",
                         api_visibility="undocumented", **LIGHT)
+        # the chosen entry is shown at once, the newest preselected after a refresh included
+        hist_choice.change(h.history_show, [hist_choice, owner, lang], hist_view.outputs(), api_visibility="private",
+                           **LIGHT)
         demo.load(h.on_load, owner, [owner, lang, status, hist_choice], api_visibility="private", **LIGHT)
     demo.queue(max_size=queue_size, default_concurrency_limit=1, api_open=False)
     return demo

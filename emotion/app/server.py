@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..audio import MAX_DURATION_S
@@ -28,7 +29,9 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
     the page in the browser's language. max_file_size: default MAX_UPLOAD_MB."""
     import gradio as gr
 
-    from .page import CSS, MAX_UPLOAD_MB, page_i18n
+    from gradio.utils import _parse_file_size as parse_size
+
+    from .page import CSS, MAX_UPLOAD_MB, page_i18n, upload_guard_js
 
     max_file_size = max_file_size or f"{MAX_UPLOAD_MB}mb"
     kwargs = dict(
@@ -37,6 +40,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
         allowed_paths=[str(Path(output_root).resolve())],
         blocked_paths=[str(Path(models_root or MODELS_ROOT).resolve())],
         theme=gr.themes.Soft(), css=CSS, run_history=False, i18n=page_i18n(max_duration_s, MAX_UPLOAD_MB),
+        js=upload_guard_js(parse_size(max_file_size)),
     )
     if auth:
         kwargs["auth"] = auth
@@ -103,7 +107,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                     **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,
                                     max_duration_s=settings.app_max_duration_s))
         print(f"Ready: {demo.local_url}", flush=True)
-        _block_until_stopped(demo)
+        _block_until_stopped()
         finished = service.close(settings.grace_s)
         log.info("stopping: %s", "no request in flight" if finished else
                  f"requests still running after {settings.grace_s:g} s grace")
@@ -114,12 +118,16 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _block_until_stopped(demo) -> None:
+def _block_until_stopped() -> None:
+    """Wait until SIGTERM or Ctrl-C (SIGINT); the caller then lets requests finish and closes.
+    (Gradio's own block_thread() would report a SIGTERM as a keyboard interruption.)"""
+    stopped = threading.Event()
+
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        log.info("stopping: %s received", signal.Signals(signum).name)
+        stopped.set()
 
     signal.signal(signal.SIGTERM, stop)
-    try:
-        demo.block_thread()
-    except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, stop)
+    while not stopped.wait(1.0):
         pass

@@ -1,6 +1,6 @@
 """The web app's batch table: rows in the `emotion batch` shape (so both CSVs have the same
-columns), the files saved with them, and the table the page shows (the reason beside the file
-name, percentages, emoji and Chinese names)."""
+columns), the files saved with them, and the table the page shows (the emotion with emoji and
+confidence, the file, the runners-up or the reason it failed)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from ..audio import AudioError
 from ..batch.job import file_stat
 from ..batch.rows import result_row, row_schema
 from ..labels import display_name
+from .render import html_table
 from .text import EN, t
 
 BATCH_TABLE = "batch_results.csv"
 BATCH_EMBEDDINGS = "embeddings.zip"
+DETAIL_SCORES = 3  # runners-up the table shows beside the emotion (the CSV has every score)
 
 
 def batch_rows(paths: list[str], results: list, keys: list[str]) -> list[dict]:
@@ -67,20 +69,25 @@ def batch_files(rows: list[dict], keys: list[str], results: list,
     return files
 
 
-def display_table(rows: list[dict], keys: list[str], lang: str = EN):
-    """The page's table: file, status (the reason when it failed), emotion, confidence and every
-    score in percent, duration."""
-    import pandas as pd
-
-    score_columns = [f"{display_name(k)} %" for k in keys]
-    columns = [t("col_file", lang), t("col_status", lang), t("col_emotion", lang), t("col_confidence", lang),
-               *score_columns, t("col_duration", lang)]
+def display_table(rows: list[dict], keys: list[str], lang: str = EN, reasons: list[str | None] | None = None) -> str:
+    """The page's table (render.html_table), made for reading on a phone as on a desktop: the
+    emotion (emoji, names and confidence), the file, and one wrapped column of details: the
+    runners-up in percent, or the reason a file failed (`reasons`: each row's, in the page's
+    language; else the row's own), or the warnings. Every score is in the CSV."""
     out = []
-    for row in rows:
-        failed, silent = bool(row.get("error")), not row.get("error") and row.get("emotion") is None
-        pct = [None if failed else round(100 * float(row[k]), 1) for k in keys]
-        status = f"⚠️ {row['error']}" if failed else t("ok", lang) + (f" · {row['warnings']}" if row.get("warnings") else "")
-        emotion = None if failed else f"🔇 {t('silence', lang)}" if silent else display_name(row["emotion"])
-        out.append([row["id"], status, emotion, None if failed or silent else round(100 * float(row["confidence"]), 1),
-                    *pct, None if failed else row.get("duration_s")])
-    return pd.DataFrame(out, columns=columns)
+    for i, row in enumerate(rows):
+        error = (reasons[i] if reasons else None) or row.get("error")
+        if error:
+            out.append([f"⚠️ {t('failed_short', lang)}", row["id"], error])
+            continue
+        if row.get("emotion") is None:  # silent: nothing to judge
+            out.append([f"🔇 {t('silence', lang)}", row["id"], row.get("warnings") or ""])
+            continue
+        rest = sorted((k for k in keys if k != row["emotion"] and row.get(k) is not None),
+                      key=lambda k: -float(row[k]))[:DETAIL_SCORES]
+        details = " · ".join(f"{display_name(k)} {100 * float(row[k]):.1f}%" for k in rest)
+        if row.get("warnings"):
+            details += f" · ⚠️ {row['warnings']}"
+        out.append([f"{display_name(row['emotion'])} · {100 * float(row['confidence']):.1f}%", row["id"], details])
+    columns = [t("col_result", lang), t("col_file", lang), t("col_details", lang)]
+    return html_table(t("batch_table", lang), columns, out)

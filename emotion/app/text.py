@@ -30,6 +30,12 @@ def t(key: str, lang: str = EN, **values) -> str:
     return (zh if lang == ZH else en).format(**values)
 
 
+def reason_text(reason: str, code: str | None, lang: str = EN) -> str:
+    """Why a file was refused, in the page's language: the library's own reason in English (it
+    names the detail), the table's for its code (emotion.errors.REASONS) in Chinese."""
+    return REASONS_ZH[code] if lang == ZH and code in REASONS_ZH else reason
+
+
 def translations(**values) -> dict[str, dict[str, str]]:
     """TEXT as gr.I18n wants it (locale -> key -> text): every entry whose placeholders `values`
     fill, the rest being per-request text."""

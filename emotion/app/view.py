@@ -20,7 +20,7 @@ class ResultView:
     tendencies: gr.Markdown
     scores: gr.Label
     timeline: gr.LinePlot
-    segments: gr.Dataframe
+    segments: gr.HTML  # render.segment_table
     player: gr.Audio
     dl_json: gr.DownloadButton
     dl_embedding: gr.DownloadButton
@@ -35,21 +35,22 @@ class ResultView:
 
 def result_view(prefix: str = "") -> ResultView:
     """The components that show one result, in the caller's column: the same for a new result
-    (Analyse) and a reopened one (History)."""
+    (Analyse) and a reopened one (History). The outputs' order (ResultView's fields) is not the
+    layout's: the processing log is laid out under the headline."""
     headline = gr.Markdown(L("empty_result"), elem_id=f"{prefix}emotion_md")
     tendencies = gr.Markdown(elem_id=f"{prefix}tendencies_md")
+    # the log right under the headline: it stays in place when a result fills the column below
+    log = gr.Textbox(label=L("log"), lines=4, max_lines=8, interactive=False, elem_id=f"{prefix}process_log")
     scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
                       elem_id=f"{prefix}scores_label")
     timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
                            x_label_angle=-45, elem_id=f"{prefix}timeline_plot")
-    segments = gr.Dataframe(label=L("segments"), visible=False, interactive=False, wrap=True,
-                            elem_id=f"{prefix}segments_df")
+    segments = gr.HTML(visible=False, elem_id=f"{prefix}segments_df")
     player = gr.Audio(label=L("processed_audio"), interactive=False, visible=False, type="filepath",
                       elem_id=f"{prefix}processed_audio")
     with gr.Row():
         downloads = [gr.DownloadButton(L(key), visible=False, size="sm", elem_id=f"{prefix}dl_{key[9:]}")
                      for key in ("download_json", "download_embedding", "download_audio")]
-    log = gr.Textbox(label=L("log"), lines=4, interactive=False, elem_id=f"{prefix}process_log")
     with gr.Accordion("result.json", open=False, visible=False, elem_id=f"{prefix}result_json_box") as box:
         data = gr.JSON(elem_id=f"{prefix}result_json")
     return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, box, log, data)
