@@ -1,6 +1,7 @@
 """The web app's request policy, called directly: no Gradio server, no browser."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,35 @@ def test_every_text_has_both_languages_with_the_same_placeholders():
         assert en and zh, key
         assert fields(en) == fields(zh), key
     assert set(REASONS_ZH) == set(REASONS)
+
+
+def test_batch_embeddings_zip_keeps_files_of_one_stem_apart(service, tiny_recognizer, audio_dir, tmp_path):
+    """clip.m4a and clip.opus: two entries (the batch command's naming rule, stem and hash), and
+    the CSV's embedding column says which entry is whose."""
+    import csv
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from emotion.batch.sinks import embedding_name
+
+    bad = tmp_path / "clip.wav"
+    bad.write_bytes(b"")
+    paths = [str(audio_dir / "clip.m4a"), str(audio_dir / "clip.opus"), str(bad)]
+    out = service.batch(paths, True, "me")
+    with open(out.folder / "batch_results.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == ["clip.m4a", "clip.opus", "clip.wav"]
+    names = [r["embedding"] for r in rows]
+    assert names[:2] == [embedding_name(p, Path(p).name) for p in paths[:2]] and names[2] == ""
+    assert names[0] != names[1] and all(n.startswith("clip_") for n in names[:2])
+    with zipfile.ZipFile(out.folder / "embeddings.zip") as zf:
+        assert sorted(zf.namelist()) == sorted(names[:2])
+        for path, name in zip(paths, names[:2]):
+            vector = np.load(io.BytesIO(zf.read(name)))
+            assert np.allclose(vector, tiny_recognizer.recognize(path).embedding, atol=1e-5)
+    plain = service.batch(paths[:1], False, "me")  # no embeddings asked: no column, no zip
+    with open(plain.folder / "batch_results.csv", encoding="utf-8") as fh:
+        assert "embedding" not in fh.readline().strip().split(",")
+    assert [p.name for p in plain.files] == ["batch_results.csv"]

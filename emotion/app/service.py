@@ -227,7 +227,7 @@ class WebService:
         except Exception:
             log.exception("batch failed")
             raise RequestError("the batch could not be analysed") from None
-        rows = batch_rows(paths, results, self.labels)
+        rows = batch_rows(paths, results, self.labels, embedding)
         files = batch_files(rows, self.labels, results, embedding)
         try:
             folder = write_folder(next_folder(self.results_root(owner)), files)
