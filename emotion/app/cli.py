@@ -98,6 +98,7 @@ def _write_one(res, path: Path, args, settings: Settings) -> bool:
 
     channel = res.input.get("channel", "mix")
     shown = f"{path} [{channel}]" if channel != "mix" else str(path)
+    res.input["path"] = str(path)  # as given: same-named files of different folders stay apart
     try:
         folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
     except OSError as exc:
@@ -155,8 +156,10 @@ def cmd_batch(args, settings: Settings) -> int:
                       embeddings=embeddings, progress=not args.no_progress)
     rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
         "audio-s/s" if summary.processed and summary.seconds else ""
+    earlier = len({item_id for item_id, _ in summary.failed}) - summary.failed_now  # failed in an earlier run
+    before = f" ({earlier} of them failed: see --retry-failed)" if earlier > 0 else ""
     print(f"{summary.total} files: {summary.processed - summary.failed_now} analysed, {summary.failed_now} failed, "
-          f"{summary.skipped} done earlier" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
+          f"{summary.skipped} done earlier{before}" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
     for item_id, reason in summary.failed:
         print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     _evaluate(summary.rows, keys, output)
