@@ -90,15 +90,29 @@ def base_dir(adapter: Adapter) -> Path:
     return candidates[0]
 
 
+def _download_command(model_dir: Path, name: str) -> str | None:
+    """The download command that fills model_dir: models/<name> is its default; another folder is
+    named with --model-dir, but only when it is missing or empty (a download replaces the folder)."""
+    import shlex
+
+    if Path(model_dir).resolve() == (MODELS_ROOT / name).resolve():
+        return f"python -m emotion download {name}"
+    if Path(model_dir).is_dir() and any(Path(model_dir).iterdir()):
+        return None
+    return f"python -m emotion download {name} --model-dir {shlex.quote(str(model_dir))}"
+
+
 def not_found_message(model_dir: Path, name: str | None = None) -> str:
     name = name or (model_dir.name if model_dir.name in KNOWN_MODELS else DEFAULT_MODEL)
     ms_id, hf_id = KNOWN_MODELS[name]
     missing = missing_files(model_dir)
+    command = _download_command(model_dir, name)
+    files = f"the files of ModelScope {ms_id} (or Hugging Face {hf_id})"
+    get = (f"  Get it with:   {command}\n  or copy {files} into that folder.\n" if command
+           else f"  Copy {files} into that folder ({', '.join(missing)}).\n")
     return (
-        f"No model in {model_dir} (missing: {', '.join(missing)}).\n"
-        f"  Get it with:   python -m emotion download {name}\n"
-        f"  or copy the files of ModelScope {ms_id} (or Hugging Face {hf_id}) into that folder.\n"
-        f"  To use a model elsewhere, set EMOTION_MODEL_DIR=/path/to/folder or pass --model-dir."
+        f"No model in {model_dir} (missing: {', '.join(missing)}).\n" + get +
+        "  To use a model elsewhere, set EMOTION_MODEL_DIR=/path/to/folder or pass --model-dir."
     )
 
 

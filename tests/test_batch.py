@@ -266,9 +266,12 @@ def test_bad_manifest_output_or_model_exit_2(tiny_model, tmp_path, batch_inputs,
     assert "error:" in capsys.readouterr().err
     assert batch(batch_inputs / "a.wav", "-o", tmp_path / "o.txt", "--model-dir", tiny_model) == 2
     assert "must end in one of .csv, .jsonl, .parquet" in capsys.readouterr().err
-    out = tmp_path / "never.csv"  # a missing input: exit 2 before any work, nothing written
-    assert batch(batch_inputs, tmp_path / "no such folder", "-o", out, "--model-dir", tiny_model) == 2
-    assert "no such file or folder: " in capsys.readouterr().err and not out.exists()
+    out = tmp_path / "o.csv"  # a missing input fails as a bad file does: its own row, the others analysed
+    missing = tmp_path / "no such file.wav"
+    assert batch(batch_inputs / "a.wav", missing, "-o", out, "--model-dir", tiny_model) == 1
+    assert f"FAILED  {missing}: no such file" in capsys.readouterr().err
+    rows = read_rows(out)
+    assert [(r["id"], r["error"]) for r in rows] == [(str(batch_inputs / "a.wav"), ""), (str(missing), "no such file")]
 
 
 def test_segment_mode_scores_each_stretch_of_speech(tiny_model, tiny_recognizer, speech_file, tmp_path):

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 def cmd_stream(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from ..audio import NO_FILE, AudioError
+    from ..audio import check_file
     from ..decode import Reader
     from ..stream import StreamingRecognizer
     from .cli import UsageError, _recognizer
@@ -40,8 +40,7 @@ def cmd_stream(args, settings: Settings) -> int:
     if args.chunk <= 0:
         raise UsageError("--chunk must be positive")
     name = Path(args.input).name
-    if not Path(args.input).is_file():
-        raise AudioError(name, "no such file", NO_FILE)
+    check_file(Path(args.input))  # missing or empty: the reason every command gives
     rec = _recognizer(settings, warmup=not args.fast)
     with Reader(args.input, name, settings.max_duration_s, settings.max_decode_s) as reader:  # mixed
         rate = reader.rate
