@@ -10,17 +10,35 @@
 Everything else stays importable from its module (emotion.model, emotion.isolation, ...).
 """
 
-from .audio import SAMPLE_RATE, Audio, AudioError, load_audio
-from .errors import EmotionError
-from .hub import download_model
-from .labels import EMOTIONS, Label
-from .recognizer import BusyError, Recognizer
-from .results import EmotionResult, write_result
-from .stream import StreamingRecognizer, StreamUpdate
-from .timeline import Segment
+from importlib import import_module
+
+# name: the module it comes from. Imported on first use, so that `python -m emotion --help` and the
+# web app's option errors answer without loading the engine (torch takes seconds to import).
+_EXPORTS = {
+    "SAMPLE_RATE": "audio", "Audio": "audio", "AudioError": "audio", "load_audio": "audio",
+    "EmotionError": "errors", "download_model": "hub", "EMOTIONS": "labels", "Label": "labels",
+    "BusyError": "recognizer", "Recognizer": "recognizer", "EmotionResult": "results",
+    "write_result": "results", "StreamingRecognizer": "stream", "StreamUpdate": "stream",
+    "Segment": "timeline",
+}
 
 __all__ = [
     "Recognizer", "EmotionResult", "Segment", "write_result", "load_audio", "Audio", "SAMPLE_RATE",
     "EMOTIONS", "Label", "download_model", "EmotionError", "AudioError", "BusyError",
     "StreamingRecognizer", "StreamUpdate",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:  # emotion.audio and the like, as when this file imported them
+        try:
+            return import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'emotion' has no attribute {name!r}") from None
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

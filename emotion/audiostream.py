@@ -25,6 +25,7 @@ import torch
 
 from .audio import SAMPLE_RATE, check_file, check_finite, check_length, load_channels
 from .decode import MAX_DECODE_S, MAX_DURATION_S, Reader
+from .defaults import STREAM_ABOVE_S  # longer files are streamed (where a streamer is given)
 from .files import file_sha256
 from .resample import StreamResampler
 
@@ -35,9 +36,6 @@ from .resample import StreamResampler
 # 6 s is also about as long as the utterances such models are trained on.  See BENCHMARKS.md.
 WINDOW_S = 6.0
 FEED_S = 5.0  # seconds of source audio gathered before it is resampled
-# Files up to this long are decoded whole, normalised whole and cut into equal windows, as ever;
-# longer ones are streamed (where a streamer is given: the command line and the batch command).
-STREAM_ABOVE_S = MAX_DURATION_S
 
 
 def whole_cap(max_duration_s: float | None, stream_above_s: float = STREAM_ABOVE_S) -> float:

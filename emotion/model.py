@@ -16,6 +16,7 @@ import torch
 
 from .adapter import HEAD_FILE, Adapter, is_adapted, read_adapter
 from .config import NetworkConfig, load_config
+from .defaults import DEFAULT_MODEL, KNOWN_MODELS, MODELS_ROOT, PROJECT_ROOT  # noqa: F401 (re-exported)
 from .errors import EmotionError, SettingsError
 from .files import is_complete
 from .labels import Label, read_tokens
@@ -23,24 +24,6 @@ from .network import Emotion2VecNetwork
 
 log = logging.getLogger(__name__)
 
-
-
-def _project_root() -> Path:
-    """The checkout this package lives in (models/ and outputs/ are there); for a copy installed
-    into site-packages, the current folder."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
-
-
-PROJECT_ROOT = _project_root()
-MODELS_ROOT = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "emotion2vec_plus_large"
-# name: (ModelScope id, Hugging Face id)
-KNOWN_MODELS = {
-    "emotion2vec_plus_large": ("iic/emotion2vec_plus_large", "emotion2vec/emotion2vec_plus_large"),
-    "emotion2vec_plus_base": ("iic/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_base"),
-    "emotion2vec_plus_seed": ("iic/emotion2vec_plus_seed", "emotion2vec/emotion2vec_plus_seed"),
-}
 REQUIRED_FILES = ("config.yaml", "model.pt", "tokens.txt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 INT8 = "int8"  # opt-in on CPU: the transformer's linear layers dynamically quantised, the rest fp32

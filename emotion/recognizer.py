@@ -27,6 +27,7 @@ import torch
 
 from .audio import (SAMPLE_RATE, SILENT_WARNING, Audio, AudioError, is_silent, load_channels, load_clips, normalize,
                     prepare_channels)
+from .defaults import GRANULARITIES  # utterance, frame
 from .errors import TOO_LONG, EmotionError
 from .labels import label_keys
 from .model import LoadedModel, load_model
@@ -36,7 +37,6 @@ from .timeline import MIN_SEGMENT_S, SMOOTHING_S, segments
 
 log = logging.getLogger(__name__)
 
-GRANULARITIES = ("utterance", "frame")
 CHUNK_S = 30.0  # seconds: longer clips are analysed in windows of at most this length
 MAX_PADDING = 1.25  # a batch's longest clip is at most this many times its shortest
 CPU_BATCH = 1  # on this kind of CPU padded batches do not pay (see BENCHMARKS.md)

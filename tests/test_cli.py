@@ -211,3 +211,30 @@ def test_model_dir_message_names_what_fills_that_folder(audio_dir, tmp_path, cap
     assert "(config.yaml, model.pt, tokens.txt)" in text
     default = not_found_message(MODELS_ROOT / "emotion2vec_plus_base")
     assert "Get it with:   python -m emotion download emotion2vec_plus_base\n" in default
+
+
+def test_help_and_usage_errors_do_not_import_the_engine():
+    """`emotion --help`, a command's --help and a usage error answer without importing torch (it
+    took 4.1 s); so does the web app's --help."""
+    probe = ("import runpy, sys\nsys.argv = {argv!r}\ntry:\n    runpy.{run}\nexcept SystemExit as exc:\n"
+             "    code = exc.code\nprint('exit', code, 'torch' in sys.modules, 'gradio' in sys.modules, file=sys.stderr)")
+    cases = [(["emotion", "--help"], 0), (["emotion", "batch", "--help"], 0), (["emotion", "stream", "--help"], 0),
+             (["emotion", "recognize", "--granularity", "nope", "x.wav"], 2), (["emotion", "batch", "x.wav"], 2)]
+    for argv, code in cases:
+        run = "run_module('emotion', run_name='__main__')"
+        p = subprocess.run([sys.executable, "-c", probe.format(argv=argv, run=run)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert p.stderr.splitlines()[-1] == f"exit {code} False False", (argv, p.stderr[-500:])
+    run = "run_path('app.py', run_name='__main__')"
+    p = subprocess.run([sys.executable, "-c", probe.format(argv=["app.py", "--help"], run=run)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stderr.splitlines()[-1] == "exit 0 False False", p.stderr[-500:]
+    assert "--queue-size" in p.stdout and "now 16" in p.stdout  # the defaults still shown
+
+
+def test_the_package_exports_load_on_first_use():
+    import emotion
+
+    assert set(emotion.__all__) <= set(dir(emotion))
+    assert emotion.Recognizer.__module__ == "emotion.recognizer" and emotion.SAMPLE_RATE == 16000
+    assert emotion.audio.load_audio is emotion.load_audio  # submodules as before

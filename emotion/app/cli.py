@@ -12,9 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# Only what the options need, none of it the engine: `emotion --help` and a usage error answer
+# without importing torch; each command imports what it runs.
+from ..defaults import CHANNEL_CHOICES, DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
 from ..errors import EmotionError
-from ..model import DEFAULT_MODEL, KNOWN_MODELS
-from ..recognizer import GRANULARITIES, BusyError
 from . import cli_adapt, cli_stream
 from .settings import Settings, add_model_options, command_options
 
@@ -230,8 +231,6 @@ def cmd_verify(args, settings: Settings) -> int:
 
 
 def _add_input_options(p) -> None:
-    from ..decode import CHANNEL_CHOICES
-
     p.add_argument("--channels", choices=CHANNEL_CHOICES, default="mix",
                    help="mix: average the channels, as the reference does; left or right: that channel alone; "
                         "each: one result per channel, e.g. the two sides of a call (default: %(default)s)")
@@ -306,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..recognizer import BusyError  # the engine, once there is something to run
+
     try:
         return args.func(args, Settings.from_env().with_args(args))
     except BusyError as exc:  # out of GPU memory even one clip at a time: worth trying again

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..stream import HOP_S, WINDOW_S
+from ..defaults import STREAM_HOP_S as HOP_S, STREAM_WINDOW_S as WINDOW_S  # without torch: for --help
 from .settings import Settings, command_options
 
 CHUNK_S = 0.25  # seconds per chunk fed, as a microphone would send them (the web app's recorder sends 0.1 s)

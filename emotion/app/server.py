@@ -12,9 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
-from ..audio import MAX_DURATION_S
+from ..defaults import MAX_DURATION_S, MODELS_ROOT  # without the engine: --help answers at once
 from ..errors import EmotionError
-from ..model import MODELS_ROOT
 from .settings import Settings, add_audio_options, add_model_options
 
 log = logging.getLogger("app")

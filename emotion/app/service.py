@@ -23,6 +23,7 @@ from typing import Callable
 
 from ..audio import AudioError
 from ..decode import CHANNEL_CHOICES, probe_seconds
+from ..defaults import DEFAULT_QUEUE_SIZE, GRACE_S  # noqa: F401 (requests waiting; seconds of grace at a stop)
 from ..errors import EmotionError
 from ..files import write_folder
 from ..labels import label_keys
@@ -35,8 +36,6 @@ from .tables import batch_files, batch_rows
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 16  # requests that may wait for the model
-GRACE_S = 30.0  # seconds a running request may take to finish once the server is stopping
 SHUTTING_DOWN = "the server is shutting down: try again in a moment"
 NO_AUDIO = "no audio: upload a file, record, or load the example"
 NOT_ANALYSED = "the clip could not be analysed"

@@ -31,11 +31,9 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..audio import MAX_DECODE_S, MAX_DURATION_S, load_channels
+# the defaults without the engine: `emotion --help` and option errors answer without importing torch
+from ..defaults import DEFAULT_QUEUE_SIZE, GRACE_S, MAX_DECODE_S, MAX_DURATION_S, PROJECT_ROOT, STREAM_ABOVE_S
 from ..errors import SettingsError
-from ..audiostream import STREAM_ABOVE_S, long_audio_loaders
-from ..model import PROJECT_ROOT
-from .service import DEFAULT_QUEUE_SIZE, GRACE_S
 
 OUTPUTS = PROJECT_ROOT / "outputs"
 DEFAULT_HOST = "127.0.0.1"
@@ -110,11 +108,15 @@ class Settings:
 
     def loader(self) -> Callable:
         """load_channels with the web app's caps, for a Recognizer decoding in this process."""
+        from ..audio import load_channels
+
         return partial(load_channels, max_duration_s=self.app_max_duration_s, max_decode_s=self.max_decode_s)
 
     def long_audio(self) -> tuple[Callable, Callable | None]:
         """(loader, streamer) for the command line: audio of any length up to max_duration_s
         (None: no cap), files over STREAM_ABOVE_S streamed in bounded memory."""
+        from ..audiostream import long_audio_loaders
+
         return long_audio_loaders(self.max_duration_s, self.max_decode_s)
 
 
