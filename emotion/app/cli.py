@@ -16,6 +16,7 @@ from pathlib import Path
 # without importing torch; each command imports what it runs.
 from ..defaults import CHANNEL_CHOICES, DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
 from ..errors import EmotionError
+from ..memory import tune_allocator
 from . import cli_adapt, cli_stream
 from .settings import Settings, add_model_options, command_options
 
@@ -307,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..recognizer import BusyError  # the engine, once there is something to run
 
+    tune_allocator()  # a run over thousands of files keeps a flat memory line
     try:
         return args.func(args, Settings.from_env().with_args(args))
     except BusyError as exc:  # out of GPU memory even one clip at a time: worth trying again

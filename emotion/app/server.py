@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..defaults import MAX_DURATION_S, MODELS_ROOT  # without the engine: --help answers at once
 from ..errors import EmotionError
+from ..memory import tune_allocator
 from .settings import Settings, add_audio_options, add_model_options
 
 log = logging.getLogger("app")
@@ -62,6 +63,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_allocator()  # a server lives for weeks: allocator settings that keep its memory line flat
     try:
         settings = Settings.from_env()
         args = build_parser(settings).parse_args(argv)
