@@ -13,9 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "emotion"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
-# Where the environment may be read: the settings object, and the hub libraries' own endpoint
-# variables beside the calls into those libraries. app/__init__.py only sets gradio's analytics off.
-ENV_READERS = {"app/settings.py", "hub.py"}
+# Where the environment may be read: the settings object, the hub libraries' own endpoint
+# variables beside the calls into those libraries, and the C library's own MALLOC_* variables
+# beside the mallopt calls (memory.py leaves a setting the user made to glibc). app/__init__.py
+# only sets gradio's analytics off.
+ENV_READERS = {"app/settings.py", "hub.py", "memory.py"}
 ENV_WRITERS = {"app/__init__.py", "batch/distributed.py"}
 
 
