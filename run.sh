@@ -4,16 +4,18 @@
 #   ./run.sh [APP OPTIONS]       start the web app (creates .venv and fetches the model if missing)
 #   ./run.sh test [PYTEST ARGS]  run the test suite (creates .venv with the test packages)
 #   ./run.sh download [NAME]     download a model into models/NAME (default emotion2vec_plus_large)
-#   ./run.sh cli ARGS...         the command line (the emotion command) inside .venv
+#   ./run.sh cli ARGS...         the command line (the emotion command) inside .venv; paths are
+#                                taken from the folder you run it in, as with any command
 #   ./run.sh --help              this text, and the app's options
 #
 # Environment: EMOTION_MODEL_DIR (model folder), GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
 # (default 127.0.0.1:7860), PYTHON (interpreter used to create .venv, default python3); the
 # README's Settings table lists the rest.
 set -euo pipefail
+CALLER_DIR="$PWD"  # the command line's paths (files, --output-dir, --model-dir) are the caller's
 cd "$(dirname "$0")"
 VENV=.venv
-PY="$VENV/bin/python"
+PY="$PWD/$VENV/bin/python"
 
 ensure_env() {  # ensure_env REQUIREMENT_FILES...: (re)install only when they or pyproject.toml changed
     local stamp
@@ -55,12 +57,14 @@ case "${1:-}" in
     download)
         shift
         ensure_env requirements.txt
+        cd "$CALLER_DIR"
         exec "$PY" -m emotion download "$@"
         ;;
     cli)
         shift
         ensure_env requirements.txt
         threads
+        cd "$CALLER_DIR"
         exec "$PY" -m emotion "$@"
         ;;
     *)

@@ -37,6 +37,10 @@ AUDIO_EXTENSIONS = (
     ".snd", ".amr", ".awb", ".3gp", ".3g2", ".ac3", ".eac3", ".dts", ".wv", ".ape", ".mpc", ".tta", ".tak",
     ".ra", ".rm", ".voc", ".gsm", ".mka", ".weba", ".webm", ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".flv",
     ".wmv", ".asf", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".vob", ".ogv", ".dv", ".qt",
+    # NIST SPHERE, the format of the telephone and meeting corpora (Switchboard, Fisher, TIMIT,
+    # WSJ's .wv1/.wv2): FFmpeg reads its PCM, mu-law and A-law codings; a shorten-compressed one
+    # is reported as undecodable (sph2pipe decompresses it), not passed over in silence
+    ".sph", ".nist", ".wv1", ".wv2",
 )
 
 

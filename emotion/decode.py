@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .defaults import CHANNEL_CHOICES, MAX_DECODE_S, MAX_DURATION_S  # noqa: F401 (re-exported)
 from .errors import (BAD_CHANNELS, BAD_SAMPLE_RATE, DECODE_TIMEOUT, FORMAT_CHANGE, NO_AUDIO_STREAM, NO_SAMPLES,
                      NOT_AUDIO, TOO_LONG, UNDECODABLE, AudioError)
 
@@ -29,13 +30,9 @@ log = logging.getLogger(__name__)
 MIN_SOURCE_RATE = 8000  # Hz
 MAX_SOURCE_RATE = 192000  # Hz
 MAX_CHANNELS = 8
-MAX_DURATION_S = 1800.0  # decoded audio cap (the app and CLI: $EMOTION_MAX_DURATION_S)
-MAX_DECODE_S = 120.0  # wall-clock decode cap (the app and CLI: $EMOTION_MAX_DECODE_S)
 TRUNCATION_TOLERANCE = 0.9  # decoded/declared duration below this is reported as truncated
 HEADER_TOLERANCE = 1.25  # a header declaring more than this times the cap is refused undecoded
 MAX_DAMAGED_RUN = 32  # damaged packets in a row after which decoding gives up
-# Which channels are analysed: their average (the reference's way), one side, or each apart.
-CHANNEL_CHOICES = ("mix", "left", "right", "each")
 
 
 def check_format(name: str, rate: int, channels: int) -> None:

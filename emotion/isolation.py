@@ -41,8 +41,10 @@ def _serve(conn: Connection, load: Callable[..., Audio | list[Audio]]) -> None:
     import resource
     import signal
 
+    from .memory import tune_allocator
     from .resample import warm_kernels
 
+    tune_allocator()  # a long-lived process decoding files of every size: a flat memory line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which ends us
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     warm_kernels()

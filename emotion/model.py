@@ -16,6 +16,7 @@ import torch
 
 from .adapter import HEAD_FILE, Adapter, is_adapted, read_adapter
 from .config import NetworkConfig, load_config
+from .defaults import DEFAULT_MODEL, KNOWN_MODELS, MODELS_ROOT, PROJECT_ROOT  # noqa: F401 (re-exported)
 from .errors import EmotionError, SettingsError
 from .files import is_complete
 from .labels import Label, read_tokens
@@ -23,24 +24,6 @@ from .network import Emotion2VecNetwork
 
 log = logging.getLogger(__name__)
 
-
-
-def _project_root() -> Path:
-    """The checkout this package lives in (models/ and outputs/ are there); for a copy installed
-    into site-packages, the current folder."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
-
-
-PROJECT_ROOT = _project_root()
-MODELS_ROOT = PROJECT_ROOT / "models"
-DEFAULT_MODEL = "emotion2vec_plus_large"
-# name: (ModelScope id, Hugging Face id)
-KNOWN_MODELS = {
-    "emotion2vec_plus_large": ("iic/emotion2vec_plus_large", "emotion2vec/emotion2vec_plus_large"),
-    "emotion2vec_plus_base": ("iic/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_base"),
-    "emotion2vec_plus_seed": ("iic/emotion2vec_plus_seed", "emotion2vec/emotion2vec_plus_seed"),
-}
 REQUIRED_FILES = ("config.yaml", "model.pt", "tokens.txt")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 INT8 = "int8"  # opt-in on CPU: the transformer's linear layers dynamically quantised, the rest fp32
@@ -90,15 +73,29 @@ def base_dir(adapter: Adapter) -> Path:
     return candidates[0]
 
 
+def _download_command(model_dir: Path, name: str) -> str | None:
+    """The download command that fills model_dir: models/<name> is its default; another folder is
+    named with --model-dir, but only when it is missing or empty (a download replaces the folder)."""
+    import shlex
+
+    if Path(model_dir).resolve() == (MODELS_ROOT / name).resolve():
+        return f"python -m emotion download {name}"
+    if Path(model_dir).is_dir() and any(Path(model_dir).iterdir()):
+        return None
+    return f"python -m emotion download {name} --model-dir {shlex.quote(str(model_dir))}"
+
+
 def not_found_message(model_dir: Path, name: str | None = None) -> str:
     name = name or (model_dir.name if model_dir.name in KNOWN_MODELS else DEFAULT_MODEL)
     ms_id, hf_id = KNOWN_MODELS[name]
     missing = missing_files(model_dir)
+    command = _download_command(model_dir, name)
+    files = f"the files of ModelScope {ms_id} (or Hugging Face {hf_id})"
+    get = (f"  Get it with:   {command}\n  or copy {files} into that folder.\n" if command
+           else f"  Copy {files} into that folder ({', '.join(missing)}).\n")
     return (
-        f"No model in {model_dir} (missing: {', '.join(missing)}).\n"
-        f"  Get it with:   python -m emotion download {name}\n"
-        f"  or copy the files of ModelScope {ms_id} (or Hugging Face {hf_id}) into that folder.\n"
-        f"  To use a model elsewhere, set EMOTION_MODEL_DIR=/path/to/folder or pass --model-dir."
+        f"No model in {model_dir} (missing: {', '.join(missing)}).\n" + get +
+        "  To use a model elsewhere, set EMOTION_MODEL_DIR=/path/to/folder or pass --model-dir."
     )
 
 

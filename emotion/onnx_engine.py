@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .engine import BusyError, Engine, ModelInfo
-from .export import HEAD_FILE, MODEL_FILE, ExportError, is_exported, pad, read_manifest
+from .export import (HEAD_FILE, MODEL_FILE, ExportError, available_cores, is_exported, pad, read_manifest,
+                     session_options)
 from .labels import Label
 from .locks import FairLock
 
@@ -31,44 +32,6 @@ CPU_PROVIDER = "CPUExecutionProvider"
 CPU_BATCH = 1  # waves per pass on a CPU: padded batches do not pay there (as for the PyTorch engine)
 ENGINE_NAME = "onnxruntime"
 __all__ = ["OnnxEngine", "is_exported", "session_options"]
-
-
-def available_cores() -> int:
-    """The cores this process may run on (a container's limit, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def session_options(threads: int | None = None, arena: bool = True):
-    """The session options every exported model runs with, and why:
-
-    - intra_op_num_threads = the cores available (`threads` to override). ONNX Runtime's own
-      default counts the host's physical cores, which in a container limited to fewer makes
-      threads that only contend with each other.
-    - execution_mode ORT_SEQUENTIAL, inter_op_num_threads 1: the graph is one chain of layers, so
-      running independent nodes in parallel finds nothing to overlap and adds a thread pool.
-    - graph_optimization_level ORT_ENABLE_ALL: constant folding, LayerNorm/GELU/MatMul+Add
-      fusions and NCHWc convolution layouts; applied at session creation (part of cold start).
-    - enable_mem_pattern False: a memory pattern is planned per input shape and pays only when
-      shapes repeat; every clip length is a new shape here, so it would be planned and thrown away.
-    - enable_cpu_mem_arena (`arena`, on by default): the arena keeps the blocks of the largest pass
-      so far and reuses them, so a 30 s clip after a 5 s one allocates nothing new; its cost is
-      that the process's memory stays at the largest pass's peak (BENCHMARKS.md, "ONNX Runtime",
-      measures both). Off, each pass allocates and frees (malloc), memory falls back between passes.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or available_cores()
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_mem_pattern = False
-    opts.enable_cpu_mem_arena = arena
-    opts.log_severity_level = 3  # errors only: the optimiser's notes are not for users
-    return opts
 
 
 def _out_of_memory(exc: Exception) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, SILENT_WARNING, Audio, is_silent, normalize, prepare_channels
+from .defaults import GRANULARITIES  # utterance, frame
 from .engine import BusyError, Engine, ModelInfo  # noqa: F401 (BusyError: what a pass may raise)
 from .errors import EmotionError, SettingsError
 from .labels import Label, label_keys
@@ -42,7 +43,6 @@ from .timeline import MIN_SEGMENT_S, SMOOTHING_S, Segment, segments
 
 log = logging.getLogger(__name__)
 
-GRANULARITIES = ("utterance", "frame")
 MAX_PADDING = 1.25  # a batch's longest wave is at most this many times its shortest
 
 

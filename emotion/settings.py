@@ -33,15 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .decode import MAX_DECODE_S, MAX_DURATION_S
+# the defaults without the engine: `emotion --help` and option errors answer without importing torch
+from .defaults import DEFAULT_QUEUE_SIZE, GRACE_S, MAX_DECODE_S, MAX_DURATION_S, PROJECT_ROOT  # noqa: F401
 from .errors import SettingsError
-from .model import PROJECT_ROOT
 
 OUTPUTS = PROJECT_ROOT / "outputs"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-DEFAULT_QUEUE_SIZE = 16  # web requests that may wait for the model
-GRACE_S = 30.0  # seconds a running request may take to finish once the server is stopping
 DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
@@ -132,7 +130,6 @@ class Settings:
         folder = ensure_model(self.model if model is None else model, self.offline)
         return Recognizer.load(folder, self.device, self.dtype, warmup=warmup, opener=self.opener(app, load),
                                **self.engine_options())
-
 
     def live_recognizer(self, main):
         """The Live tab's recognizer beside `main` (the uploads'): live updates must keep up with

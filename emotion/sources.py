@@ -29,6 +29,7 @@ import torch
 
 from .audio import SAMPLE_RATE, Audio, check_file, check_finite, check_length, load_channels, load_clips
 from .decode import MAX_DECODE_S, MAX_DURATION_S, Reader, probe_seconds
+from .defaults import STREAM_ABOVE_S  # files declaring more than this are streamed, not held whole
 from .files import file_sha256
 from .resample import StreamResampler
 
@@ -37,7 +38,6 @@ from .resample import StreamResampler
 # peaks at about +650 MB in fp32; ALiBi masks grow with the square of the length).
 WINDOW_S = 30.0
 FEED_S = 5.0  # seconds of source audio gathered before it is resampled
-STREAM_ABOVE_S = MAX_DURATION_S  # files declaring more than this are streamed, not held whole
 
 
 def window_bounds(total: int, window: int) -> list[tuple[int, int]]:

@@ -28,13 +28,12 @@ import torch
 
 from .audio import MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, AudioError, check_finite, check_format, check_length
 from .decode import decoded_float, select_channels
+from .defaults import STREAM_HOP_S as HOP_S, STREAM_WINDOW_S as WINDOW_S  # noqa: F401 (3 s judged every 0.5 s)
 from .errors import FORMAT_CHANGE, INVALID, TOO_LONG, EmotionError
 from .labels import Label
 from .resample import StreamResampler
 from .sources import Source, window_bounds
 
-WINDOW_S = 3.0  # seconds of audio each update judges
-HOP_S = 0.5  # seconds between updates
 MIN_WINDOW = int(MIN_DURATION_S * SAMPLE_RATE)  # the first update waits for this much audio
 VAD_BLOCK = 512  # samples per Silero VAD step at 16 kHz (32 ms)
 VAD_THRESHOLD = 0.5  # speech probability above which a step counts as speech

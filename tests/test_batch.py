@@ -266,9 +266,12 @@ def test_bad_manifest_output_or_model_exit_2(tiny_model, tmp_path, batch_inputs,
     assert "error:" in capsys.readouterr().err
     assert batch(batch_inputs / "a.wav", "-o", tmp_path / "o.txt", "--model-dir", tiny_model) == 2
     assert "must end in one of .csv, .jsonl, .parquet" in capsys.readouterr().err
-    out = tmp_path / "never.csv"  # a missing input: exit 2 before any work, nothing written
-    assert batch(batch_inputs, tmp_path / "no such folder", "-o", out, "--model-dir", tiny_model) == 2
-    assert "no such file or folder: " in capsys.readouterr().err and not out.exists()
+    out = tmp_path / "o.csv"  # a missing input fails as a bad file does: its own row, the others analysed
+    missing = tmp_path / "no such file.wav"
+    assert batch(batch_inputs / "a.wav", missing, "-o", out, "--model-dir", tiny_model) == 1
+    assert f"FAILED  {missing}: no such file" in capsys.readouterr().err
+    rows = read_rows(out)
+    assert [(r["id"], r["error"]) for r in rows] == [(str(batch_inputs / "a.wav"), ""), (str(missing), "no such file")]
 
 
 def test_segment_mode_scores_each_stretch_of_speech(tiny_model, tiny_recognizer, speech_file, tmp_path):
@@ -288,3 +291,48 @@ def test_segment_mode_scores_each_stretch_of_speech(tiny_model, tiny_recognizer,
         assert r["duration_s"] == pytest.approx(r["end"] - r["start"], abs=1e-3)
     ref = tiny_recognizer.recognize(speech_file)
     assert whole["emotion"] == ref.emotion and abs(whole["confidence"] - ref.confidence) <= TOL
+
+
+def _sphere(path: Path, subtype: str, seed: int) -> Path:
+    """A NIST SPHERE file, as the telephone and meeting corpora hold them (written by libsndfile)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(8000 * 2) / 8000
+    x = 0.3 * np.sin(2 * np.pi * (180 + 40 * seed) * t) + 0.02 * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), 8000, format="NIST", subtype=subtype)
+    return path
+
+
+def test_sphere_found_rerun_names_earlier_failures_and_results_keep_the_path(tiny_model, tmp_path, capsys,
+                                                                             monkeypatch):
+    """.sph (PCM and mu-law) is found by the folder search and decoded; a rerun of a finished job
+    with an earlier failure says so in its line (and still exits 1); result.json keeps the path as
+    given, so two test.sph of different folders are told apart."""
+    import re
+
+    folder = tmp_path / "corpus"
+    _sphere(folder / "a" / "test.sph", "PCM_16", 1)
+    _sphere(folder / "b" / "test.sph", "ULAW", 2)
+    (folder / "b" / "empty.sph").write_bytes(b"")
+    out = tmp_path / "r.csv"
+    assert batch(folder, "-o", out, "--model-dir", tiny_model) == 1
+    first = capsys.readouterr().err
+    assert "3 files: 2 analysed, 1 failed, 0 done earlier" in first and "skipped" not in first
+    rows = read_rows(out)
+    assert sorted(Path(r["path"]).relative_to(folder).as_posix() for r in rows) == \
+        ["a/test.sph", "b/empty.sph", "b/test.sph"]
+    assert sum(1 for r in rows if r["emotion"]) == 2
+    assert batch(folder, "-o", out, "--model-dir", tiny_model) == 1  # nothing to do, the failure stands
+    line = capsys.readouterr().err
+    assert "3 files: 0 analysed, 0 failed, 3 done earlier (1 of them failed: see --retry-failed)" in line, line
+
+    monkeypatch.chdir(folder)
+    outputs = tmp_path / "outputs"
+    assert cli.main(["recognize", "a/test.sph", "b/test.sph", "--model-dir", str(tiny_model),
+                     "--output-dir", str(outputs), "--no-embedding"]) == 0
+    saved = [json.loads((f / "result.json").read_text()) for f in outputs.iterdir()]
+    assert sorted(r["input"]["path"] for r in saved) == ["a/test.sph", "b/test.sph"]
+    assert [r["input"]["name"] for r in saved] == ["test.sph", "test.sph"]  # kept for existing readers
+    assert all(re.fullmatch(r"[0-9a-f]{64}", r["input"]["sha256"]) for r in saved)

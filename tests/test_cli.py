@@ -130,3 +130,112 @@ def test_recognize_reports_each_file_as_it_finishes(tiny_recognizer, audio_dir):
         assert events.index(("decode", p.name)) < events.index(("result", p.name))
         if i + 2 < len(paths):  # file i is reported before file i + 2 starts decoding
             assert events.index(("result", p.name)) < events.index(("decode", paths[i + 2].name))
+
+
+def _repo_copy(tmp_path) -> Path:
+    """run.sh in a folder of its own, with a ready .venv whose python is this test's interpreter
+    (and this checkout on its path): run.sh as a fresh clone runs it, without an install."""
+    import hashlib
+
+    repo = tmp_path / "repo"
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    for name in ("run.sh", "requirements.txt", "pyproject.toml"):
+        (repo / name).write_bytes((ROOT / name).read_bytes())
+    python = repo / ".venv" / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    stamp = hashlib.sha256((ROOT / "requirements.txt").read_bytes() + (ROOT / "pyproject.toml").read_bytes())
+    (repo / ".venv" / f".installed-{stamp.hexdigest()[:16]}").touch()
+    return repo
+
+
+def test_run_sh_cli_takes_paths_from_the_callers_folder(tiny_model, audio_dir, tmp_path):
+    repo = _repo_copy(tmp_path)
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    (caller / "en.wav").write_bytes((audio_dir / "mono_16000.wav").read_bytes())
+    p = subprocess.run(["bash", str(repo / "run.sh"), "cli", "recognize", "en.wav", "--model-dir", str(tiny_model),
+                        "--output-dir", "out", "--no-embedding"], cwd=caller, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "en.wav -> out/" in p.stdout and "1 done, 0 failed" in p.stderr
+    [folder] = (caller / "out").iterdir()  # --output-dir too is the caller's
+    assert (folder / "result.json").is_file()
+
+
+def test_a_missing_path_is_reported_and_skipped_like_a_bad_file(tiny_model, audio_dir, tmp_path, capsys):
+    from emotion.app import cli
+
+    out = tmp_path / "out"
+    code = cli.main(["recognize", str(audio_dir / "mono_16000.wav"), str(tmp_path / "nothere.wav"),
+                     "--model-dir", str(tiny_model), "--output-dir", str(out), "--no-embedding"])
+    captured = capsys.readouterr()
+    assert code == 1 and f"FAILED  {tmp_path / 'nothere.wav'}: no such file" in captured.out
+    assert "1 done, 1 failed" in captured.err and len(list(out.iterdir())) == 1
+
+
+def test_stream_says_an_empty_file_is_empty(tiny_model, tmp_path, capsys):
+    from emotion.app import cli
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert cli.main(["stream", str(empty), "--model-dir", str(tiny_model)]) == 2
+    assert capsys.readouterr().err.strip() == "error: empty.wav: the file is empty"
+
+
+def test_resuming_without_embeddings_names_the_column(tiny_model, audio_dir, tmp_path, capsys):
+    from emotion.app import cli
+
+    out = tmp_path / "r.csv"
+    args = ["batch", str(audio_dir / "mono_16000.wav"), "-o", str(out), "--model-dir", str(tiny_model),
+            "--no-progress"]
+    assert cli.main(args + ["--embeddings", str(tmp_path / "emb")]) == 0
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "[" not in err and "happy" not in err, err  # one line, no column lists
+    assert "has an embedding column: resume with --embeddings" in err and str(out) in err
+
+
+def test_model_dir_message_names_what_fills_that_folder(audio_dir, tmp_path, capsys):
+    from emotion.app import cli
+    from emotion.model import MODELS_ROOT, not_found_message
+
+    empty = tmp_path / "some" / "empty" / "folder"
+    empty.mkdir(parents=True)
+    assert cli.main(["recognize", str(audio_dir / "mono_16000.wav"), "--model-dir", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert f"python -m emotion download emotion2vec_plus_large --model-dir {empty}\n" in err, err
+    (empty / "notes.txt").write_text("mine")  # a download would replace the folder: not offered
+    text = not_found_message(empty)
+    assert "python -m emotion download" not in text and "Copy the files of ModelScope" in text
+    assert "(config.yaml, model.pt, tokens.txt)" in text
+    default = not_found_message(MODELS_ROOT / "emotion2vec_plus_base")
+    assert "Get it with:   python -m emotion download emotion2vec_plus_base\n" in default
+
+
+def test_help_and_usage_errors_do_not_import_the_engine():
+    """`emotion --help`, a command's --help and a usage error answer without importing torch (it
+    took 4.1 s); so does the web app's --help."""
+    probe = ("import runpy, sys\nsys.argv = {argv!r}\ntry:\n    runpy.{run}\nexcept SystemExit as exc:\n"
+             "    code = exc.code\nprint('exit', code, 'torch' in sys.modules, 'gradio' in sys.modules, file=sys.stderr)")
+    cases = [(["emotion", "--help"], 0), (["emotion", "batch", "--help"], 0), (["emotion", "stream", "--help"], 0),
+             (["emotion", "recognize", "--granularity", "nope", "x.wav"], 2), (["emotion", "batch", "x.wav"], 2)]
+    for argv, code in cases:
+        run = "run_module('emotion', run_name='__main__')"
+        p = subprocess.run([sys.executable, "-c", probe.format(argv=argv, run=run)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert p.stderr.splitlines()[-1] == f"exit {code} False False", (argv, p.stderr[-500:])
+    run = "run_path('app.py', run_name='__main__')"
+    p = subprocess.run([sys.executable, "-c", probe.format(argv=["app.py", "--help"], run=run)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stderr.splitlines()[-1] == "exit 0 False False", p.stderr[-500:]
+    assert "--queue-size" in p.stdout and "now 16" in p.stdout  # the defaults still shown
+
+
+def test_the_package_exports_load_on_first_use():
+    import emotion
+
+    assert set(emotion.__all__) <= set(dir(emotion))
+    assert emotion.Recognizer.__module__ == "emotion.recognizer" and emotion.SAMPLE_RATE == 16000
+    assert emotion.audio.load_audio is emotion.load_audio  # submodules as before

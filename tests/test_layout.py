@@ -13,13 +13,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "emotion"
-# Where the environment may be read: the settings object, and the hub libraries' own endpoint
-# variables beside the calls into those libraries. app/__init__.py only sets gradio's analytics off.
-ENV_READERS = {"settings.py", "download.py"}
+# Where the environment may be read: the settings object, the hub libraries' own endpoint
+# variables beside the calls into those libraries, and the C library's own MALLOC_* variables
+# beside the mallopt calls (memory.py leaves a setting the user made to glibc). app/__init__.py
+# only sets gradio's analytics off.
+ENV_READERS = {"settings.py", "download.py", "memory.py"}
 ENV_WRITERS = {"app/__init__.py", "batch/distributed.py"}
 # Data flows one way: each module imports only from its own layer or those below it.
 LAYERS = {
-    0: {"errors", "labels", "config", "files", "resample", "decode", "audio", "timeline", "adapter", "isolation"},
+    0: {"defaults", "memory", "errors", "labels", "config", "files", "resample", "decode", "audio", "timeline",
+        "adapter", "isolation"},
     1: {"network", "model", "runner", "locks", "engine", "torch_engine", "onnx_engine", "export"},  # the network
     2: {"sources", "scheduler", "recognizer", "results", "stream", "verify", "download", "settings"},  # the pipeline
     3: {"batch", "speakers"},  # jobs over many files; who spoke when

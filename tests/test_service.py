@@ -1,6 +1,7 @@
 """The web app's request policy, called directly: no Gradio server, no browser."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,65 @@ def test_every_text_has_both_languages_with_the_same_placeholders():
         assert en and zh, key
         assert fields(en) == fields(zh), key
     assert set(REASONS_ZH) == set(REASONS)
+
+
+def test_batch_embeddings_zip_keeps_files_of_one_stem_apart(service, tiny_recognizer, audio_dir, tmp_path):
+    """clip.m4a and clip.opus: two entries (the batch command's naming rule, stem and hash), and
+    the CSV's embedding column says which entry is whose."""
+    import csv
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from emotion.batch.sinks import embedding_name
+
+    bad = tmp_path / "clip.wav"
+    bad.write_bytes(b"")
+    paths = [str(audio_dir / "clip.m4a"), str(audio_dir / "clip.opus"), str(bad)]
+    out = service.batch(paths, True, "me")
+    with open(out.folder / "batch_results.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == ["clip.m4a", "clip.opus", "clip.wav"]
+    names = [r["embedding"] for r in rows]
+    assert names[:2] == [embedding_name(p, Path(p).name) for p in paths[:2]] and names[2] == ""
+    assert names[0] != names[1] and all(n.startswith("clip_") for n in names[:2])
+    with zipfile.ZipFile(out.folder / "embeddings.zip") as zf:
+        assert sorted(zf.namelist()) == sorted(names[:2])
+        for path, name in zip(paths, names[:2]):
+            vector = np.load(io.BytesIO(zf.read(name)))
+            assert np.allclose(vector, tiny_recognizer.recognize(path).embedding, atol=1e-5)
+    plain = service.batch(paths[:1], False, "me")  # no embeddings asked: no column, no zip
+    with open(plain.folder / "batch_results.csv", encoding="utf-8") as fh:
+        assert "embedding" not in fh.readline().strip().split(",")
+    assert [p.name for p in plain.files] == ["batch_results.csv"]
+
+
+def test_waiting_line_counts_only_requests_really_queued(service, audio_dir, monkeypatch):
+    """A double-click announces twice but the page queues one request; a tab closed after its
+    announce never queues; a request passed over by a later one never reached the queue. None
+    of them may stay "ahead" of the requests that follow (they stayed for 10 minutes)."""
+    import time
+
+    clip = str(audio_dir / "mono_16000.wav")
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the line's clock
+    service.announce(clip)  # never reaches the queue, and nothing says goodbye
+    now[0] += 5.0
+    late = service.announce(clip)
+    assert late[1] == 1  # not known yet to be stale
+    now[0] += 1.0
+    service.serve([clip], ["utterance"], [False], None, [late[0]])  # first come, first served: passed over
+    assert service.announce(clip)[1] == 0
+    monkeypatch.undo()
+    service.line = type(service.line)()
+
+    first = service.announce(clip, "browser-a")
+    again = service.announce(clip, "browser-a")  # the double-click's second announce
+    assert first[0] == again[0] == "browser-a" and again[1] == 0  # one place per session
+    assert service.announce(clip, "browser-b")[1] == 1  # a real request ahead is counted
+    service.serve([clip], ["utterance"], [False], None, [first[0]])  # the one request the page sent
+    service.serve([clip], ["utterance"], [False], None, ["browser-b"])
+    assert service.announce(clip, "browser-c")[1] == 0 and len(service.line) == 1
+    service.session_ended("browser-c")  # the tab closed before its request queued
+    assert len(service.line) == 0

@@ -69,27 +69,48 @@ def rss_mb() -> float | None:
 
 
 class WaitingLine:
-    """Requests announced (their audio length known) but not yet started, for the page's wait
-    estimate; an entry whose request never started (refused by a full queue) expires."""
+    """Requests about to wait for the model, for the page's wait estimate. Only requests really
+    queued count: an entry is keyed by its browser session, so a session holds one place (a
+    double-click's second announce takes the first's place: the page drops the second event
+    while the first is pending), and it is released when the session's request starts
+    (started()), when the session ends (leave(), on the tab's unload), or when a request announced
+    more than PASSED_S later starts first: the model's queue is first come, first served, so an
+    entry passed over never reached it. ttl_s is the last resort (a queue refusing a full line)."""
+
+    PASSED_S = 2.0  # seconds an entry may precede one that starts (announce and queue order may differ by that)
 
     def __init__(self, ttl_s: float = 600.0):
         self._lock = threading.Lock()
         self._items: dict[str, tuple[float, float]] = {}  # ticket -> (audio seconds, joined at)
         self.ttl_s = ttl_s
 
-    def join(self, audio_s: float) -> tuple[str, int, float]:
-        """(ticket, requests ahead, audio seconds ahead)."""
+    def join(self, audio_s: float, key: str | None = None) -> tuple[str, int, float]:
+        """(ticket, requests ahead, audio seconds ahead). The ticket is `key` (a browser session)
+        when given, replacing that key's earlier place; else a fresh one."""
         import time
         import uuid
 
         now = time.monotonic()
-        ticket = uuid.uuid4().hex
+        ticket = key or uuid.uuid4().hex
         with self._lock:
-            self._items = {k: v for k, v in self._items.items() if now - v[1] < self.ttl_s}
+            self._items = {k: v for k, v in self._items.items() if now - v[1] < self.ttl_s and k != ticket}
             ahead = list(self._items.values())
             self._items[ticket] = (audio_s, now)
         return ticket, len(ahead), sum(a for a, _ in ahead)
 
+    def started(self, tickets: list[str | None]) -> None:
+        """These requests reached the model: their places, and any place passed over, are freed."""
+        with self._lock:
+            joined = [self._items.pop(t)[1] for t in tickets if t in self._items]
+            if joined:
+                passed = max(joined) - self.PASSED_S
+                self._items = {k: v for k, v in self._items.items() if v[1] >= passed}
+
     def leave(self, ticket: str | None) -> None:
+        """Free a place whose request will not start (the browser session ended)."""
         with self._lock:
             self._items.pop(ticket or "", None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

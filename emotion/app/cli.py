@@ -12,10 +12,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+# Only what the options need, none of it the engine: `emotion --help` and a usage error answer
+# without importing torch; each command imports what it runs.
+from ..defaults import CHANNEL_CHOICES, DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
 from ..errors import EmotionError
-from ..model import DEFAULT_MODEL, KNOWN_MODELS
+from ..defaults import DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
 from ..engine import BusyError
-from ..recognizer import GRANULARITIES
+from ..memory import tune_allocator
 from ..settings import Settings
 from . import cli_adapt, cli_export, cli_speakers, cli_stream
 from .options import EXIT_FAILED, EXIT_USAGE, UsageError, add_model_options, command_options
@@ -93,6 +96,7 @@ def _write_one(res, path: Path, args, settings: Settings, note: str = "") -> boo
 
     channel = res.input.channel
     shown = f"{path} [{channel}]" if channel != "mix" else str(path)
+    res.input["path"] = str(path)  # as given: same-named files of different folders stay apart
     try:
         folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
     except OSError as exc:
@@ -155,8 +159,10 @@ def cmd_batch(args, settings: Settings) -> int:
                       embeddings=embeddings, progress=not args.no_progress)
     rate = f"{summary.processed / summary.seconds:.2f} files/s, {summary.audio_s / summary.seconds:.1f} " \
         "audio-s/s" if summary.processed and summary.seconds else ""
+    earlier = len({item_id for item_id, _ in summary.failed}) - summary.failed_now  # failed in an earlier run
+    before = f" ({earlier} of them failed: see --retry-failed)" if earlier > 0 else ""
     print(f"{summary.total} files: {summary.processed - summary.failed_now} analysed, {summary.failed_now} failed, "
-          f"{summary.skipped} done earlier" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
+          f"{summary.skipped} done earlier{before}" + (f" ({rate})" if rate else "") + f" -> {output}", file=sys.stderr)
     for item_id, reason in summary.failed:
         print(f"FAILED  {item_id}: {reason}", file=sys.stderr)
     _evaluate(summary.rows, keys, output)
@@ -227,8 +233,6 @@ def cmd_verify(args, settings: Settings) -> int:
 
 
 def _add_input_options(p) -> None:
-    from ..decode import CHANNEL_CHOICES
-
     p.add_argument("--channels", choices=CHANNEL_CHOICES, default="mix",
                    help="mix: average the channels, as the reference does; left or right: that channel alone; "
                         "each: one result per channel, e.g. the two sides of a call (default: %(default)s)")
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..recognizer import BusyError  # the engine, once there is something to run
+
+    tune_allocator()  # a run over thousands of files keeps a flat memory line
     try:
         return args.func(args, Settings.from_env().with_args(args))
     except BusyError as exc:  # out of GPU memory even one clip at a time: worth trying again

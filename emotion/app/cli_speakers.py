@@ -73,7 +73,7 @@ def batch(args, items: Callable[[], list], recognizer: Callable[[], object]) -> 
     from ..batch.sinks import open_sink
     from ..batch.speaker_rows import speaker_row_schema, speaker_scorer
     from ..labels import label_keys
-    from .cli import EXIT_FAILED, UsageError
+    from .options import EXIT_FAILED, UsageError
 
     for used, option in ((args.segment, "--segment"), (args.ray is not None, "--ray"),
                          (args.embeddings, "--embeddings")):

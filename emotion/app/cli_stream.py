@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..stream import HOP_S, WINDOW_S
+from ..defaults import STREAM_HOP_S as HOP_S, STREAM_WINDOW_S as WINDOW_S  # without torch: for --help
 from ..settings import Settings
 from .options import command_options
 
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 def cmd_stream(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from ..audio import NO_FILE, AudioError
+    from ..audio import check_file
     from ..decode import Reader
     from ..stream import StreamingRecognizer
     from .options import UsageError
@@ -49,8 +49,7 @@ def cmd_stream(args, settings: Settings) -> int:
     if args.chunk <= 0:
         raise UsageError("--chunk must be positive")
     name = Path(args.input).name
-    if not Path(args.input).is_file():
-        raise AudioError(name, "no such file", NO_FILE)
+    check_file(Path(args.input))  # missing or empty: the reason every command gives
     rec = settings.recognizer(warmup=not args.fast)
     with Reader(args.input, name, settings.max_duration_s, settings.max_decode_s) as reader:  # mixed
         rate = reader.rate

@@ -100,18 +100,23 @@ class Handlers:
         return (token, lang, render.status_text(self.service.status(), lang),
                 self.history_refresh(token, lang, request))
 
-    def announce(self, file: str | None, mic: str | None, lang: str):
-        """Before the request queues: what it is waiting for, with an estimate where one is honest."""
+    def announce(self, file: str | None, mic: str | None, lang: str, request: gr.Request = None):
+        """Before the request queues: what it is waiting for, with an estimate where one is honest.
+        The ticket is the browser session's place in the line (one per session)."""
         path = file or mic
         if not path:
             return gr.update(), None
-        ticket, ahead, wait_s, duration = self.service.announce(path)
+        ticket, ahead, wait_s, duration = self.service.announce(path, getattr(request, "session_hash", None))
         name = Path(path).name
         message = (t("queued", lang, name=name, ahead=ahead) if ahead else
                    t("analysing", lang, name=name, duration=duration) if duration else f"⏳ {name}")
         if wait_s is not None:
             message += t("estimate", lang, seconds=wait_s)
         return message, ticket
+
+    def session_ended(self, request: gr.Request = None) -> None:
+        """The tab closed: its place in the waiting line is freed."""
+        self.service.session_ended(getattr(request, "session_hash", None))
 
     def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],

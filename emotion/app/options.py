@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from ..decode import MAX_DURATION_S
+from ..defaults import MAX_DURATION_S, STREAM_ABOVE_S
 from ..errors import EmotionError
 from ..settings import DTYPE_CHOICES
-from ..sources import STREAM_ABOVE_S
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing was done: fix the command, the inputs or the model

@@ -205,5 +205,6 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         hist_choice.change(h.history_show, [hist_choice, owner, lang], hist_view.outputs(), api_visibility="private",
                            **LIGHT)
         demo.load(h.on_load, owner, [owner, lang, status, hist_choice], api_visibility="private", **LIGHT)
+        demo.unload(h.session_ended)  # a closed tab's announced request will not start
     demo.queue(max_size=queue_size, default_concurrency_limit=1, api_open=False)
     return demo

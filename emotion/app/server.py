@@ -13,13 +13,26 @@ import sys
 import threading
 from pathlib import Path
 
-from ..audio import MAX_DURATION_S
+from ..defaults import MAX_DURATION_S, MODELS_ROOT  # without the engine: --help answers at once
 from ..errors import EmotionError
-from ..model import MODELS_ROOT
+from ..defaults import MODELS_ROOT
+from ..memory import tune_allocator
 from ..settings import Settings
 from .options import add_audio_options, add_model_options
 
 log = logging.getLogger("app")
+
+
+def upload_limit_bytes(size: str | int) -> int:
+    """A launch() max_file_size ("100mb", or bytes) in bytes, as Gradio counts it (1 MB = 1024 KB)."""
+    if isinstance(size, int):
+        return size
+    text = size.replace(" ", "").upper()
+    digits = len(text) - len(text.lstrip("0123456789"))
+    units = {"B": 1, "KB": 2 ** 10, "MB": 2 ** 20, "GB": 2 ** 30, "TB": 2 ** 40}
+    if not digits or text[digits:] not in units:
+        raise ValueError(f"not a file size: {size!r}")
+    return int(text[:digits]) * units[text[digits:]]
 
 
 def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike | None = None,
@@ -28,8 +41,6 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
     """Safe launch() settings: loopback by default, outputs only, no monitoring, no tracebacks;
     the page in the browser's language. max_file_size: default MAX_UPLOAD_MB."""
     import gradio as gr
-
-    from gradio.utils import _parse_file_size as parse_size
 
     from .page import CSS, MAX_UPLOAD_MB, page_i18n, upload_guard_js
 
@@ -40,7 +51,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
         allowed_paths=[str(Path(output_root).resolve())],
         blocked_paths=[str(Path(models_root or MODELS_ROOT).resolve())],
         theme=gr.themes.Soft(), css=CSS, run_history=False, i18n=page_i18n(max_duration_s, MAX_UPLOAD_MB),
-        js=upload_guard_js(parse_size(max_file_size)),
+        js=upload_guard_js(upload_limit_bytes(max_file_size)),
     )
     if auth:
         kwargs["auth"] = auth
@@ -68,6 +79,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_allocator()  # a server lives for weeks: allocator settings that keep its memory line flat
     try:
         settings = Settings.from_env()
         args = build_parser(settings).parse_args(argv)

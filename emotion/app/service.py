@@ -23,6 +23,7 @@ from typing import Callable
 
 from ..audio import AudioError
 from ..decode import CHANNEL_CHOICES, probe_seconds
+from ..defaults import DEFAULT_QUEUE_SIZE, GRACE_S  # noqa: F401 (requests waiting; seconds of grace at a stop)
 from ..errors import EmotionError
 from ..files import write_folder
 from ..labels import label_keys
@@ -128,8 +129,7 @@ class WebService:
               channels: list[str] | None = None, warnings: list[list[str]] | None = None) -> list[Outcome]:
         """Each request's Outcome. Requests of one granularity and channel choice are analysed
         together; tickets are announce()'s, so the waiting line forgets them."""
-        for ticket in tickets or []:
-            self.line.leave(ticket)
+        self.line.started(list(tickets or []))
         names = [Path(str(p)).name if p else "" for p in paths]
         owners = owners or [None] * len(paths)
         channels = [c or "mix" for c in channels] if channels else ["mix"] * len(paths)
@@ -176,6 +176,8 @@ class WebService:
         for one in results:
             one.warnings.extend(warnings)
         saved = []
+        for one in results:
+            one.input["path"] = name  # all the browser tells of the path: the upload's name
         try:
             for one in results:
                 saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
@@ -194,13 +196,18 @@ class WebService:
         else:
             log.info("request: %s failed: %s", o.name, o.error)
 
-    def announce(self, path: str) -> tuple[str, int, float | None, float | None]:
+    def announce(self, path: str, session: str | None = None) -> tuple[str, int, float | None, float | None]:
         """A request about to queue: (ticket for serve(), requests ahead of it, estimated seconds
-        until its result at the speed measured so far or None, its audio's declared length)."""
+        until its result at the speed measured so far or None, its audio's declared length).
+        session: the browser session's key; a session holds one place in the line."""
         duration = probe_seconds(path)
-        ticket, ahead, ahead_s = self.line.join(duration or 0.0)
+        ticket, ahead, ahead_s = self.line.join(duration or 0.0, session)
         wait = self.speed.seconds_for(ahead_s + (duration or 0.0)) if duration else None
         return ticket, ahead, wait, duration
+
+    def session_ended(self, session: str | None) -> None:
+        """A browser session ended (its tab closed): a request it announced will not start."""
+        self.line.leave(session)
 
     # -- many files, one table ------------------------------------------------------------------
 
@@ -227,7 +234,7 @@ class WebService:
                 on_progress(done[0], len(paths), Path(paths[i]).name, eta)
 
         results = self._recognize(paths, "utterance", on_result=tick)
-        rows = batch_rows(paths, results, self.labels)
+        rows = batch_rows(paths, results, self.labels, embedding)
         files = batch_files(rows, self.labels, results, embedding)
         try:
             folder = write_folder(next_folder(self.results_root(owner)), files)

@@ -14,6 +14,7 @@ import numpy as np
 from ..audio import AudioError
 from ..batch.job import file_stat
 from ..batch.rows import result_row, row_schema
+from ..batch.sinks import embedding_name
 from ..labels import display_name
 from .render import html_table
 from .text import EN, t
@@ -23,23 +24,27 @@ BATCH_EMBEDDINGS = "embeddings.zip"
 DETAIL_SCORES = 3  # runners-up the table shows beside the emotion (the CSV has every score)
 
 
-def batch_rows(paths: list[str], results: list, keys: list[str]) -> list[dict]:
+def batch_rows(paths: list[str], results: list, keys: list[str], embedding: bool = False) -> list[dict]:
     """One `emotion batch` row per uploaded file; id and path are the file's name (the upload's
-    temporary path means nothing to the user)."""
+    temporary path means nothing to the user). With `embedding`, an analysed file's row names
+    its entry of the embeddings zip, by `emotion batch --embeddings`'s rule (the stem and a hash
+    of the upload's path and name), so files of one stem (a.m4a, a.opus) keep apart."""
     rows = []
     for path, res in zip(paths, results):
         name = Path(path).name
         size, mtime = file_stat(path)
-        sha = None if isinstance(res, AudioError) else res.input.sha256
-        rows.append(result_row(res, name, id=name, label=None, size=size, mtime_ns=mtime, sha256=sha))
+        failed = isinstance(res, AudioError)
+        extra = {"embedding": None if failed else embedding_name(str(path), name)} if embedding else {}
+        sha = None if failed else res.input.sha256
+        rows.append(result_row(res, name, id=name, label=None, size=size, mtime_ns=mtime, sha256=sha, **extra))
     return rows
 
 
-def _write_csv(fh: BinaryIO, rows: list[dict], keys: list[str]) -> None:
+def _write_csv(fh: BinaryIO, rows: list[dict], keys: list[str], embedding: bool) -> None:
     import csv
 
     text = io.StringIO()
-    columns = list(row_schema(keys))
+    columns = list(row_schema(keys, embedding_names=embedding))
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
@@ -48,23 +53,27 @@ def _write_csv(fh: BinaryIO, rows: list[dict], keys: list[str]) -> None:
 
 
 def _write_embeddings_zip(fh: BinaryIO, embeddings: list[tuple[str, np.ndarray]]) -> None:
-    """One <file stem>.npy per analysed file (a repeated name gets _1, _2, ...)."""
-    seen: dict[str, int] = {}
+    """One .npy per analysed file, named as its row's `embedding` column says (the same upload
+    twice is the same entry, written once)."""
+    written: set[str] = set()
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, emb in embeddings:
-            n = seen.get(name, 0)
-            seen[name] = n + 1
+            if name in written:
+                continue
+            written.add(name)
             npy = io.BytesIO()
             np.save(npy, np.asarray(emb, dtype=np.float32))
-            zf.writestr(f"{Path(name).stem}{'_' + str(n) if n else ''}.npy", npy.getvalue())
+            zf.writestr(name, npy.getvalue())
 
 
 def batch_files(rows: list[dict], keys: list[str], results: list,
                 embedding: bool) -> dict[str, Callable[[BinaryIO], object]]:
-    """The files of a batch's result folder: name -> writer."""
-    files = {BATCH_TABLE: lambda fh: _write_csv(fh, rows, keys)}
-    embeddings = [(row["id"], res.embedding) for row, res in zip(rows, results) if not isinstance(res, AudioError)]
-    if embedding and embeddings:
+    """The files of a batch's result folder: name -> writer. With `embedding` the rows must come
+    from batch_rows(..., embedding=True): their `embedding` column names the zip's entries."""
+    files = {BATCH_TABLE: lambda fh: _write_csv(fh, rows, keys, embedding)}
+    embeddings = [(row["embedding"], res.embedding) for row, res in zip(rows, results)
+                  if embedding and not isinstance(res, AudioError)]
+    if embeddings:
         files[BATCH_EMBEDDINGS] = lambda fh: _write_embeddings_zip(fh, embeddings)
     return files
 

@@ -23,10 +23,6 @@ class ManifestError(EmotionError, ValueError):
     """A manifest that cannot be read: the message names the file and the line."""
 
 
-class InputNotFoundError(EmotionError, FileNotFoundError):
-    """An input named on the command line that does not exist: nothing is started."""
-
-
 @dataclass(frozen=True)
 class BatchItem:
     """One input file of a job."""
@@ -98,11 +94,9 @@ def gather(inputs: Iterable[str | os.PathLike], manifests: bool = True, every_fi
     """Files as given; folders searched recursively for audio and video extensions (every file
     with every_file), sorted, what was passed over kept in `skipped`; .csv and .jsonl files read
     as manifests (unless manifests=False).  An input named twice is kept once; an input that
-    does not exist raises InputNotFoundError before anything is read."""
+    does not exist is kept as a file, which fails as a bad file does ("no such file"), costing
+    its own row, not the run."""
     inputs = list(inputs)
-    missing = [str(given) for given in inputs if not Path(given).exists()]
-    if missing:
-        raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
     items: list[BatchItem] = []
     skipped: list[Path] = []
     for given in inputs:

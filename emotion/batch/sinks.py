@@ -67,6 +67,21 @@ def _cut_partial_line(path: Path) -> int:
     return size - keep
 
 
+def _other_columns(path: Path, found: list[str], wanted: list[str]) -> SinkError:
+    """The refusal of an output file whose columns are not this run's, naming only the difference."""
+    extra = [c for c in found if c not in wanted]
+    lacking = [c for c in wanted if c not in found]
+    if extra == ["embedding"] and not lacking:
+        why = "it has an embedding column: resume with --embeddings and the folder it was written with"
+    elif lacking == ["embedding"] and not extra:
+        why = "it has no embedding column: resume without --embeddings"
+    else:
+        parts = [f"columns this run does not write: {', '.join(extra)}" if extra else "",
+                 f"lacks columns this run writes: {', '.join(lacking)}" if lacking else ""]
+        why = "; ".join(p for p in parts if p) or "its columns are in another order"
+    return SinkError(f"{path} cannot be resumed by this run ({why}); or choose another output file")
+
+
 def _parse(value: str, kind: type):
     if value == "":
         return None if kind is not str else ""
@@ -95,13 +110,11 @@ class LineSink:
                 reader = csv.reader(fh)
                 header = next(reader, None)
                 if header != self.columns:
-                    raise SinkError(f"{self.path} has other columns than this run writes "
-                                    f"({header} vs {self.columns}): choose another output file")
+                    raise _other_columns(self.path, header or [], self.columns)
                 return [{c: _parse(v, self.schema[c]) for c, v in zip(header, line)} for line in reader]
             rows = [json.loads(line) for line in fh if line.strip()]
         if rows and list(rows[0]) != self.columns:
-            raise SinkError(f"{self.path} has other columns than this run writes "
-                            f"({list(rows[0])} vs {self.columns}): choose another output file")
+            raise _other_columns(self.path, list(rows[0]), self.columns)
         return rows
 
     def _encode(self, rows: list[dict]) -> str:
