@@ -96,7 +96,7 @@ def _write_one(res, path: Path, args, settings: Settings, note: str = "") -> boo
 
     channel = res.input.channel
     shown = f"{path} [{channel}]" if channel != "mix" else str(path)
-    res.input["path"] = str(path)  # as given: same-named files of different folders stay apart
+    res.input.path = str(path)  # as given: same-named files of different folders stay apart
     try:
         folder = write_result(res, settings.output_dir, embedding=not args.no_embedding)
     except OSError as exc:

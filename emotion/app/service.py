@@ -177,7 +177,7 @@ class WebService:
             one.warnings.extend(warnings)
         saved = []
         for one in results:
-            one.input["path"] = name  # all the browser tells of the path: the upload's name
+            one.input.path = name  # all the browser tells of the path: the upload's name
         try:
             for one in results:
                 saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
