@@ -72,8 +72,8 @@ def mlp_accuracy(x_train, y_train, x_eval, y_eval, classes: int, hidden: int = 2
 def compare_mlp(rec, manifest: Path, cache) -> None:
     import numpy as np
 
-    from emotion.batch.adapt import embed, plan_adapt, split
-    from emotion.batch.head import fit_linear, predict
+    from emotion.adapt.train import embed, plan_adapt, split
+    from emotion.adapt.head import fit_linear, predict
 
     plan = plan_adapt(manifest)
     got = embed(rec, plan.train, cache, progress=False)
@@ -100,7 +100,7 @@ def main() -> None:
 
     import torch
 
-    from emotion.batch.adapt import adapt, open_cache, plan_adapt
+    from emotion.adapt.train import adapt, open_cache, plan_adapt
     from emotion.recognizer import Recognizer
     from tests.checkpoints import write_model_dir
 

@@ -1,5 +1,5 @@
 """Live latency: from a sample being spoken to its update reaching the page, through the Live
-tab's own policy (emotion.app.live.LiveHub), at real-time pace.
+tab's own policy (emotion.app.live_sessions.LiveHub), at real-time pace.
 
     .venv/bin/python -m benchmarks.bench_live --model-dir bench-work/emotion2vec_plus_large   # the app's defaults
     .venv/bin/python -m benchmarks.bench_live --model-dir ... --live-dtype same                 # live on the uploads' model
@@ -63,7 +63,7 @@ def listener(hub, key: str, audio: np.ndarray, rate: int, start: float, chunk_s:
 
 
 def run_live(rec, sessions: int, seconds: float, service, clip: Path, uploads: int) -> dict:
-    from emotion.app.live import STREAM_EVERY_S, LiveHub
+    from emotion.app.live_sessions import STREAM_EVERY_S, LiveHub
 
     hub = LiveHub(service.live)
     audio, rate = speech(seconds), 48000

@@ -47,7 +47,7 @@ def soak(model_dir: Path, requests: int, warmup: int, mode: str, folder: Path) -
     if mode == "tuned":  # as the entry points do (emotion.app.server.main, emotion.app.cli.main)
         memory.tune_allocator()
     from emotion import Recognizer
-    from emotion.app.bookkeeping import rss_mb
+    from emotion.app.service_state import rss_mb
     from emotion.app.service import WebService
     from emotion.app.settings import Settings
 

@@ -19,9 +19,7 @@ import torch.nn.functional as F
 
 from .decode import (MAX_CHANNELS, MAX_DECODE_S, MAX_DURATION_S, MAX_SOURCE_RATE,  # noqa: F401 (re-exported)
                      MIN_SOURCE_RATE, channel_names, check_format, decode, select_channels)
-from .errors import (BAD_CHANNELS, BAD_SAMPLE_RATE, DECODE_TIMEOUT, DECODER_CRASHED, EMPTY,  # noqa: F401
-                     FORMAT_CHANGE, INVALID, NO_AUDIO_STREAM, NO_FILE, NO_SAMPLES, NOT_AUDIO, NOT_FINITE,
-                     REASONS, TOO_LONG, TOO_SHORT, UNDECODABLE, AudioError)
+from .errors import EMPTY, INVALID, NO_FILE, NOT_FINITE, TOO_SHORT, AudioError
 from .files import file_sha256
 from .resample import resample
 

@@ -1,7 +1,7 @@
 """The names and default values the command line and the web app show in their help, defined
 without the engine: importing this module imports no torch, so `emotion --help` and a usage
 error answer at once. The engine's modules take these from here (emotion.model, emotion.decode,
-emotion.recognizer, emotion.stream, emotion.sources, emotion.settings) and re-export them.
+emotion.recognizer, emotion.streaming, emotion.sources, emotion.settings) and re-export them.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ MAX_DECODE_S = 120.0  # wall-clock decode cap (the app and CLI: $EMOTION_MAX_DEC
 # Files whose header declares up to this long are decoded whole; longer ones are streamed in
 # bounded memory, where the cap allows them (the command line and the batch command: emotion.sources)
 STREAM_ABOVE_S = MAX_DURATION_S
-STREAM_WINDOW_S = 3.0  # seconds of audio each streaming update judges (emotion.stream.WINDOW_S)
-STREAM_HOP_S = 0.5  # seconds between streaming updates (emotion.stream.HOP_S)
+STREAM_WINDOW_S = 3.0  # seconds of audio each streaming update judges (emotion.streaming.WINDOW_S)
+STREAM_HOP_S = 0.5  # seconds between streaming updates (emotion.streaming.HOP_S)
 
 DEFAULT_QUEUE_SIZE = 16  # web app: requests that may wait for the model
 GRACE_S = 30.0  # web app: seconds a running request may take to finish once the server is stopping

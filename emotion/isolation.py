@@ -25,8 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
-from .audio import (DECODE_TIMEOUT, DECODER_CRASHED, MAX_DECODE_S, MAX_DURATION_S, Audio, AudioError,
-                    load_channels)
+from .audio import MAX_DECODE_S, MAX_DURATION_S, Audio, load_channels
+from .errors import DECODE_TIMEOUT, DECODER_CRASHED, AudioError
 
 log = logging.getLogger(__name__)
 

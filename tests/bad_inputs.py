@@ -81,7 +81,7 @@ def without_flac_length(data: bytes) -> bytes:
 
 def build_corpus(folder: Path) -> list[Case]:
     """Write every bad input into `folder` (skipping those already there) and return the cases."""
-    from emotion import audio as A
+    from emotion import errors as A
 
     folder.mkdir(parents=True, exist_ok=True)
     good = pcm16(1.0, 16000)
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a deliberate fault: leave a file in the temp folder")
     args = parser.parse_args(argv)
 
-    from emotion.audio import AudioError, load_audio
+    from emotion.audio import load_audio
+    from emotion.errors import AudioError
     from emotion.isolation import IsolatedDecoder
 
     cases = [c for c in build_corpus(args.corpus) if not args.only or c.path.name in args.only]

@@ -15,9 +15,9 @@ import pytest
 
 from emotion import Recognizer
 from emotion.adapter import ADAPTER_FILE, HEAD_FILE, base_record, read_adapter, write_adapter
-from emotion.batch.adapt import (MIN_PER_LABEL, AdaptError, EmbeddingCache, adapt, check_target, open_cache,
+from emotion.adapt.train import (MIN_PER_LABEL, AdaptError, EmbeddingCache, adapt, check_target, open_cache,
                                  plan_adapt)
-from emotion.batch.adapt_report import save_adapt_report
+from emotion.adapt.report import save_adapt_report
 from emotion.batch.inputs import ManifestError
 from emotion.files import MANIFEST_FILE, is_complete
 from emotion.labels import make_label, parse_tokens

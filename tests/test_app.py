@@ -19,7 +19,7 @@ from tests.media import write_wav
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from emotion.app.outputs import list_results  # noqa: E402
+from emotion.results import list_results  # noqa: E402
 from emotion.app.page import build_app  # noqa: E402
 from emotion.app.server import launch_kwargs  # noqa: E402
 from emotion.app.service import WebService  # noqa: E402

@@ -6,7 +6,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from emotion.audio import SAMPLE_RATE, AudioError, load_audio, prepare
+from emotion.audio import SAMPLE_RATE, load_audio, prepare
+from emotion.errors import AudioError
 from emotion.resample import StreamResampler, resample
 from tests.media import write_wav
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion.audio import NO_FILE
+from emotion.errors import NO_FILE
 from emotion.files import is_complete
 from tests.bad_inputs import ACCEPTED, build_corpus
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emotion.audio import (MAX_CHANNELS, MAX_SOURCE_RATE, MIN_DURATION_S, MIN_SOURCE_RATE, REASONS,
-                           SAMPLE_RATE, AudioError, load_audio)
+from emotion.audio import MAX_CHANNELS, MAX_SOURCE_RATE, MIN_DURATION_S, MIN_SOURCE_RATE, SAMPLE_RATE, load_audio
+from emotion.errors import REASONS, AudioError
 from tests.bad_inputs import wav_header
 from tests.media import encode, write_wav
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from emotion import AudioError, Recognizer
-from emotion.audio import DECODE_TIMEOUT, DECODER_CRASHED, NOT_AUDIO, load_audio
+from emotion.audio import load_audio
+from emotion.errors import DECODE_TIMEOUT, DECODER_CRASHED, NOT_AUDIO
 from emotion.isolation import IsolatedDecoder
 from tests.faulty_decoder import load_or_fail
 from emotion.sources import AudioOpener

@@ -24,8 +24,8 @@ LAYERS = {
     0: {"defaults", "memory", "errors", "labels", "config", "files", "resample", "decode", "audio", "timeline",
         "adapter", "isolation"},
     1: {"network", "model", "runner", "locks", "engine", "torch_engine", "onnx_engine", "export"},  # the network
-    2: {"sources", "scheduler", "recognizer", "results", "stream", "verify", "download", "settings"},  # the pipeline
-    3: {"batch", "speakers"},  # jobs over many files; who spoke when
+    2: {"sources", "scheduler", "recognizer", "results", "streaming", "verify", "download", "settings"},  # pipeline
+    3: {"batch", "speakers", "adapt"},  # jobs over many files; who spoke when; your own labels
     4: {"app"},  # the command line and the web app
     5: {"__init__", "__main__"},  # the package's face and its `python -m` entry
 }

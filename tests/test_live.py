@@ -1,4 +1,4 @@
-"""The Live tab's policy (emotion/app/live.py), called directly: bounded sessions, latest wins,
+"""The Live tab's policy (emotion/app/live_sessions.py), called directly: bounded sessions, latest wins,
 freed on stop, close or silence from the client, the model shared fairly with uploads, and a
 stopped recording saved exactly as an upload."""
 
@@ -12,14 +12,15 @@ import pytest
 import soundfile as sf
 
 from emotion import Recognizer
-from emotion.app.live import LiveError, LiveHub
+from emotion.app.live_sessions import LiveError, LiveHub
 from emotion.app.live_page import read_chunk
 from emotion.app.service import WebService
-from emotion.audio import SAMPLE_RATE, AudioError
+from emotion.audio import SAMPLE_RATE
+from emotion.errors import AudioError
 from emotion.model import load_model
 from emotion.runner import FairLock
 from emotion.torch_engine import TorchEngine
-from emotion.stream import StreamingRecognizer
+from emotion.streaming import StreamingRecognizer
 from tests.media import speechlike
 
 RATE = 44100

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emotion.app.live import hub_for
+from emotion.app.live_sessions import hub_for
 from emotion.engine import Engine
 from emotion.files import is_complete
 from emotion.resample import resample

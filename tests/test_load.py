@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion.app.outputs import SECRET_FILE  # the browsers' key file: kept, not a leftover
+from emotion.app.service import SECRET_FILE  # the browsers' key file: kept, not a leftover
 from tests import load
 
 pytest.importorskip("gradio")

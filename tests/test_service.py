@@ -84,7 +84,7 @@ def test_every_text_has_both_languages_with_the_same_placeholders():
     import string
 
     from emotion.app.text import REASONS_ZH, TEXT
-    from emotion.audio import REASONS
+    from emotion.errors import REASONS
 
     def fields(s):
         return sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion.audio import SAMPLE_RATE, Audio, AudioError, load_audio
+from emotion.audio import SAMPLE_RATE, Audio, load_audio
+from emotion.errors import AudioError
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two voices that differ as two people do: a deep, slow male voice and a high, quick female one.

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from emotion import files, write_result
-from emotion.app.outputs import sweep_outputs
+from emotion.results import sweep_outputs
 from emotion.settings import Settings
 from emotion.errors import SettingsError
 from emotion.files import MANIFEST_FILE, ResultWriteError, is_complete

@@ -1,4 +1,4 @@
-"""The streaming recognizer (emotion/stream.py) and `emotion stream`: every update equals the
+"""The streaming recognizer (emotion/streaming.py) and `emotion stream`: every update equals the
 offline analysis of the same window, finish() equals the offline result of the whole file."""
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from emotion.audio import SAMPLE_RATE, AudioError, load_audio
+from emotion.audio import SAMPLE_RATE, load_audio
+from emotion.errors import AudioError
 from emotion.resample import resample
 from emotion.resample import StreamResampler
 from emotion.recognizer import Recognizer
 from emotion.sources import AudioOpener
-from emotion.stream import StreamingRecognizer
+from emotion.streaming import StreamingRecognizer
 from emotion.verify import SCORE_BOUND
 from tests.media import speechlike
 

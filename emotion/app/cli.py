@@ -49,8 +49,8 @@ def _headline(res) -> str:
 
 
 def cmd_recognize(args, settings: Settings) -> int:
-    from ..audio import AudioError
-    from .outputs import sweep_outputs
+    from ..errors import AudioError
+    from ..results import sweep_outputs
 
     paths = [Path(item.id) for item in _items(args.inputs, manifests=False, every_file=args.all_files)]
     sweep_outputs(settings.output_dir, settings.retention_days)  # a crash's leftovers, expired results

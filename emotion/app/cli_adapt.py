@@ -2,7 +2,7 @@
 
 Trains a head on your own labels over the base model's frozen embeddings and writes an adapted
 model folder that loads wherever a model folder does (--model-dir models/NAME).  The work is in
-emotion.batch.adapt; this module is the command's options and its printing.
+emotion.adapt.train; this module is the command's options and its printing.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
 
 def cmd_adapt(args, settings: Settings) -> int:
     from ..adapter import is_adapted, read_adapter
-    from ..batch.adapt import HOLDOUT, L2, adapt, check_target, open_cache, plan_adapt
-    from ..batch.adapt_report import format_adapt, save_adapt_report
+    from ..adapt.train import HOLDOUT, L2, adapt, check_target, open_cache, plan_adapt
+    from ..adapt.report import format_adapt, save_adapt_report
     from ..download import ensure_model
     from ..model import base_dir
     from .options import EXIT_FAILED

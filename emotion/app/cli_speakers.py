@@ -35,7 +35,7 @@ def _speaker_count(parse):
 def recognize(rec, paths: list[Path], args, write: Callable) -> set[int]:
     """recognize --speakers: per file, its result line (write(result, path, note) saves it and
     prints it), then a line per speaker; returns the indices of the files that failed."""
-    from ..audio import AudioError
+    from ..errors import AudioError
     from ..speakers import Diarizer, recognize_speakers
 
     diarizer = Diarizer()

@@ -4,7 +4,7 @@ At real-time pace by default (a chunk every --chunk seconds, as a microphone wou
 the model falls behind, only the newest hop is judged), or as fast as the model goes (--fast,
 every hop judged). The last line is the whole file's result, which equals `emotion recognize`'s:
 the stream builds it from the audio it has already decoded, cut into the recognizer's windows as
-they complete (emotion.stream.WholeRecording), so the file is decoded once.
+they complete (emotion.streaming.WholeRecording), so the file is decoded once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def cmd_stream(args, settings: Settings) -> int:
 
     from ..audio import check_file
     from ..decode import Reader
-    from ..stream import StreamingRecognizer
+    from ..streaming import StreamingRecognizer
     from .options import UsageError
 
     if args.chunk <= 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..audio import AudioError
+from ..errors import AudioError
 from ..model import PROJECT_ROOT
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
 from . import render

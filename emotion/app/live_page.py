@@ -1,4 +1,4 @@
-"""The Live tab: the microphone streamed to a LiveHub (emotion.app.live), the current emotion, a
+"""The Live tab: the microphone streamed to a LiveHub (emotion.app.live_sessions), the current emotion, a
 level meter and a rolling timeline while recording, and on stop the whole recording analysed as
 an upload (WebService.serve: the same result, the same saved folder and downloads).
 
@@ -18,11 +18,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from ..audio import INVALID, AudioError
+from ..errors import INVALID, AudioError
 from ..labels import display_name
 from ..recognizer import GRANULARITIES
 from .handlers import empty_values, outcome_values, owner_of
-from .live import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
+from .live_sessions import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
                    LiveHub, LiveView, hub_for)
 from .service import WebService
 from .text import EN, lang_of, t

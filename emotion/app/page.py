@@ -13,7 +13,7 @@ from ..decode import CHANNEL_CHOICES
 from ..recognizer import GRANULARITIES
 from . import live_page, text
 from .handlers import Handlers
-from .live import HOP_S, WINDOW_S
+from .live_sessions import HOP_S, WINDOW_S
 from .view import L, result_view
 from ..settings import DEFAULT_QUEUE_SIZE
 from .service import WebService

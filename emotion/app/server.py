@@ -104,9 +104,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
         warm_kernels()
     try:
-        from .outputs import owner_secret, sweep_outputs
+        from ..results import sweep_outputs
         from .page import build_app
-        from .service import WebService
+        from .service import WebService, owner_secret
 
         rec = settings.recognizer(app=True, load=decoder.load_channels if decoder else None)
         log.info("engine ready: %s", rec.model_info().summary)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..audio import AudioError
+from ..errors import AudioError
 from ..decode import CHANNEL_CHOICES, probe_seconds
 from ..defaults import DEFAULT_QUEUE_SIZE, GRACE_S  # noqa: F401 (requests waiting; seconds of grace at a stop)
 from ..errors import EmotionError
@@ -31,9 +32,9 @@ from ..engine import BusyError
 from ..recognizer import GRANULARITIES
 from ..settings import GRACE_S
 from ..results import EmotionResult, next_folder, write_result
-from . import outputs
-from .outputs import USERS  # output_root/users/<owner digest>/<result folder>: one per browser or login
-from .bookkeeping import Drain, SpeedMeter, WaitingLine, rss_mb
+from .. import results as folders
+from ..results import USERS  # output_root/users/<owner digest>/<result folder>: one per browser or login
+from .service_state import Drain, SpeedMeter, WaitingLine, rss_mb
 from .tables import batch_files, batch_rows
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,29 @@ class BatchOutcome:
 def owner_digest(owner: str) -> str:
     """The folder name of an owner's results: a digest, so the folder does not reveal the token."""
     return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
+
+
+SECRET_FILE = ".owner-secret"
+
+
+def owner_secret(output_root: str | os.PathLike) -> str:
+    """The key browsers keep their owner token under, made once per output folder (so a browser
+    keeps its history across restarts) and readable by this user only."""
+    import secrets
+
+    from ..files import atomic_file
+
+    path = Path(output_root) / SECRET_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "w", encoding="ascii") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(secret)
+        return secret
+
 
 
 class WebService:
@@ -250,18 +274,18 @@ class WebService:
         """An owner's saved results, newest first: (name, result JSON)."""
         root = self.results_root(owner)
         entries = []
-        for name in outputs.list_results(root):
+        for name in folders.list_results(root):
             try:
-                entries.append((name, outputs.read_result(root, name)[0]))
-            except outputs.NoSuchResult:
+                entries.append((name, folders.read_result(root, name)[0]))
+            except folders.NoSuchResult:
                 continue
         return entries
 
     def reopen(self, name: str | None, owner: str | None) -> tuple[dict, Path]:
         """One of the owner's results: its JSON and its folder."""
         try:
-            return outputs.read_result(self.results_root(owner), name)
-        except outputs.NoSuchResult as exc:
+            return folders.read_result(self.results_root(owner), name)
+        except folders.NoSuchResult as exc:
             raise RequestError(str(exc)) from None
 
     def close(self, grace_s: float = GRACE_S) -> bool:

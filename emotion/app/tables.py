@@ -11,7 +11,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from ..audio import AudioError
+from ..errors import AudioError
 from ..batch.job import file_stat
 from ..batch.rows import result_row, row_schema
 from ..batch.sinks import embedding_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..audio import AudioError
+from ..errors import AudioError
 from ..results import EmotionResult
 from ..timeline import Segment
 

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..audio import AudioError
+from ..errors import AudioError
 from ..speakers import DEFAULT_MAX_SPEAKERS, Diarizer, recognize_speakers
 from .inputs import BatchItem
 from .job import Scored, decode_item

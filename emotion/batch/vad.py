@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from ..stream import load_vad
+from ..streaming import load_vad
 
 THRESHOLD = 0.5  # speech probability above which a 32 ms window counts as speech
 MIN_SPEECH_S = 0.25  # shorter bursts are dropped

@@ -6,7 +6,7 @@
 Every file is embedded once by the base model, with the batch command's decoding threads and
 length batching (emotion.batch.job.local_scorer); each utterance embedding is kept in a cache
 keyed by the file's content (sha256) and the base model, so an interrupted run resumes and a run
-with other settings embeds nothing again.  A logistic head (emotion.batch.head) is fitted on the
+with other settings embeds nothing again.  A logistic head (emotion.adapt.head) is fitted on the
 training split, measured on the held-out split (accuracy, UAR, recall, confusion, with the base
 model's zero-shot figures where the labels map onto its classes), and written with its labels
 as an adapted folder (emotion.adapter).
@@ -30,10 +30,10 @@ from ..adapter import ADAPTER_FILE, base_record, check_labels, write_adapter
 from ..config import ConfigError
 from ..errors import EmotionError
 from ..files import atomic_file, file_sha256
-from .evaluation import Evaluation, evaluate, normalize_label
+from ..batch.evaluation import Evaluation, evaluate, normalize_label
 from .head import L2, fit_linear, predict
-from .inputs import MANIFEST_EXTENSIONS, BatchItem, read_manifest
-from .job import local_scorer
+from ..batch.inputs import MANIFEST_EXTENSIONS, BatchItem, read_manifest
+from ..batch.job import local_scorer
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, AudioError, check_finite, check_format, check_length
+from .audio import MAX_DURATION_S, MIN_DURATION_S, SAMPLE_RATE, check_finite, check_format, check_length
+from .errors import AudioError
 from .decode import decoded_float, select_channels
 from .defaults import STREAM_HOP_S as HOP_S, STREAM_WINDOW_S as WINDOW_S  # noqa: F401 (3 s judged every 0.5 s)
 from .errors import FORMAT_CHANGE, INVALID, TOO_LONG, EmotionError

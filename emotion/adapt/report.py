@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from ..files import atomic_file
-from .adapt import Outcome
-from .evaluation import Evaluation, format_report, save_confusion
+from .train import Outcome
+from ..batch.evaluation import Evaluation, format_report, save_confusion
 
 
 def _figures(ev: Evaluation) -> dict:

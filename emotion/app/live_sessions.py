@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import INVALID, SAMPLE_RATE, AudioError
+from ..audio import SAMPLE_RATE
+from ..errors import INVALID, AudioError
 from ..errors import EmotionError
-from ..stream import HOP_S, WINDOW_S, DueWindow, StreamingRecognizer, StreamUpdate
+from ..streaming import HOP_S, WINDOW_S, DueWindow, StreamingRecognizer, StreamUpdate
 
 log = logging.getLogger(__name__)
 
