@@ -201,7 +201,9 @@ class WebService:
             one.warnings.extend(warnings)
         saved = []
         for one in results:
-            one.input.path = name  # all the browser tells of the path: the upload's name
+            # the upload's temporary path means nothing to its owner (its name is input.name), and a
+            # "path" in the JSON the page returns is taken for a file to fetch by Gradio's clients
+            one.input.path = None
         try:
             for one in results:
                 saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
