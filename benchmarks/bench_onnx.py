@@ -16,7 +16,7 @@ Measured, for each:
   in one process so that the machine's noise hits all alike;
 - throughput over --clips clips of 1-30 s, one at a time (CPU batch size 1), interleaved;
 - agreement: ONNX fp32 against PyTorch fp32 (largest score difference, all clips above); int8
-  (both runtimes) against its runtime's fp32 on --agree-clips clips of 1-2 s (top-1 agreement,
+  (both runtimes) against its runtime's fp32 on --agree-clips clips (--agree-seconds long; top-1 agreement,
   largest score difference). Random weights: the scores mean nothing, only their agreement.
 --profile adds ONNX Runtime's profiler, op-type totals on the 5 s clip, for fp32 and int8.
 """
@@ -183,7 +183,8 @@ def main() -> None:
     parser.add_argument("--onnx-int8", type=Path, default=WORK / "onnx-int8")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clips", type=int, default=8, help="mixed 1-30 s clips for throughput")
-    parser.add_argument("--agree-clips", type=int, default=200, help="1-2 s clips for int8 agreement")
+    parser.add_argument("--agree-clips", type=int, default=200, help="clips for int8 agreement")
+    parser.add_argument("--agree-seconds", default="1,2", help="their lengths: uniform between these (s)")
     parser.add_argument("--cold-repeats", type=int, default=1)
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,throughput,agree")
     parser.add_argument("--profile", action="store_true")
@@ -265,7 +266,8 @@ def main() -> None:
 
     if "agree" not in skip:
         rng = np.random.default_rng(1)
-        clips = [check_clips((float(rng.uniform(1, 2)),), seed=1000 + i)[0] for i in range(args.agree_clips)]
+        lo, hi = map(float, args.agree_seconds.split(","))
+        clips = [check_clips((float(rng.uniform(lo, hi)),), seed=1000 + i)[0] for i in range(args.agree_clips)]
         for fp32, int8 in (("ORT fp32", "ORT int8"), ("PyTorch fp32", "PyTorch int8")):
             agree, worst = 0, 0.0
             for wave in clips:
@@ -273,7 +275,7 @@ def main() -> None:
                 agree += int(np.argmax(a) == np.argmax(b))
                 worst = max(worst, float(np.abs(a - b).max()))
             table[int8]["agreement"] = f"top-1 {agree}/{len(clips)}, max diff {worst:.3f}"
-            print(f"{int8} against {fp32} over {len(clips)} clips of 1-2 s: top-1 {agree}/{len(clips)}, "
+            print(f"{int8} against {fp32} over {len(clips)} clips of {lo:g}-{hi:g} s: top-1 {agree}/{len(clips)}, "
                   f"largest score difference {worst:.4f}", flush=True)
     table["ORT fp32"]["agreement"] = f"max score diff {worst_fp32:.1e} vs PyTorch fp32"
 

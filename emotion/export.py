@@ -105,8 +105,9 @@ def session_options(threads: int | None = None, arena: bool = True):
       shapes repeat; every clip length is a new shape here, so it would be planned and thrown away.
     - enable_cpu_mem_arena (`arena`, on by default): the arena keeps the blocks of the largest pass
       so far and reuses them, so a 30 s clip after a 5 s one allocates nothing new; its cost is
-      that the process's memory stays at the largest pass's peak (BENCHMARKS.md, "ONNX Runtime",
-      measures both). Off, each pass allocates and frees (malloc), memory falls back between passes.
+      that the process's memory stays at the largest pass's peak. Off, each pass allocates and
+      frees (malloc), so memory can fall back between passes, at the cost of allocating every pass.
+      `python -m benchmarks.bench_onnx --arena` measures both (not yet run on a quiet machine).
     """
     import onnxruntime as ort
 
