@@ -46,15 +46,15 @@ MIN_TURN_S = 0.5  # seconds: shorter turns are merged into a neighbour
 JOIN_PAUSE_S = 0.5  # seconds: one speaker's turns closer than this are one turn (the pause included)
 MIN_RUN_WINDOWS = 2  # a speaker change inside a stretch of speech needs this many windows' agreement
 DEFAULT_MAX_SPEAKERS = 8
-AUTO_THRESHOLD = 0.45  # cosine distance between clusters above which "auto" keeps them apart
+AUTO_THRESHOLD = 0.40  # cosine distance between clusters above which "auto" keeps them apart
 MAX_CLUSTER_WINDOWS = 2000  # windows clustered at once; longer recordings: a subsample, then all assigned
 MIN_SPEAKER_S = 3.0  # seconds: with "auto", a cluster heard for less is folded into the others
 ENCODER_BATCH = 64  # windows per encoder pass
 REFINE_PASSES = 2
 MEL_FRAMES_PER_S = 100  # Resemblyzer's mel hop is 10 ms
 # Torch threads while finding speech and voice prints: the VAD's 32 ms steps and the encoder's small
-# LSTM gain nothing from more, and lose much to thread hand-offs on a busy CPU (on the 2-core
-# machine of BENCHMARKS.md under load, 2 threads made the VAD 35x and the encoder 13x slower).
+# LSTM gain nothing from more, and lose much to thread hand-offs on a busy CPU (on the shared
+# 2-core machine of BENCHMARKS.md, 2 threads made each over ten times slower).
 TORCH_THREADS = 1
 
 
