@@ -78,13 +78,17 @@ def open_page(browser, url, viewport=DESKTOP, locale="en-US"):
     return context, page
 
 
+HEADLINE = "#emotion_md [data-testid=markdown]"  # its own text: not the progress timer Gradio draws over it
+
+
 def analyse(page) -> str:
     """Click Analyse and wait for the result (or the failure) to replace what was shown."""
-    page.locator("#emotion_md").evaluate("e => e.dataset.before = e.innerText")
+    page.locator(HEADLINE).evaluate("e => e.dataset.before = e.innerText")
     page.locator("#analyse_btn").click()
-    page.wait_for_function("""() => { const e = document.querySelector('#emotion_md');
-        const t = e.innerText; return t !== e.dataset.before && !t.includes('⏳') && /[%⚠🔇]/u.test(t); }""")
-    return page.locator("#emotion_md").inner_text()
+    page.wait_for_function("""(s) => { const e = document.querySelector(s);
+        const t = e.innerText; return t !== e.dataset.before && !t.includes('⏳') && /[%⚠🔇]/u.test(t); }""",
+                           arg=HEADLINE)
+    return page.locator(HEADLINE).inner_text()
 
 
 def no_wider_than_the_screen(page, viewport) -> None:
