@@ -168,8 +168,6 @@ class WebService:
         if not results or not all(isinstance(r, EmotionResult) for r in results):
             return Outcome(name, error=f"{name}: {res if isinstance(res, str) else NOT_ANALYSED}")
         saved = []
-        for one in results:
-            one.input["path"] = name  # all the browser tells of the path: the upload's name
         try:
             for one in results:
                 saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
