@@ -49,7 +49,7 @@ def soak(model_dir: Path, requests: int, warmup: int, mode: str, folder: Path) -
     from emotion import Recognizer
     from emotion.app.service_state import rss_mb
     from emotion.app.service import WebService
-    from emotion.app.settings import Settings
+    from emotion.settings import Settings
 
     (folder / "clips").mkdir(parents=True, exist_ok=True)
     clips = make_clips(folder / "clips")

@@ -37,5 +37,7 @@ STREAM_ABOVE_S = MAX_DURATION_S
 STREAM_WINDOW_S = 3.0  # seconds of audio each streaming update judges (emotion.streaming.WINDOW_S)
 STREAM_HOP_S = 0.5  # seconds between streaming updates (emotion.streaming.HOP_S)
 
+DEFAULT_MAX_SPEAKERS = 8  # --speakers auto finds at most this many (emotion.speakers.diarize)
+
 DEFAULT_QUEUE_SIZE = 16  # web app: requests that may wait for the model
 GRACE_S = 30.0  # web app: seconds a running request may take to finish once the server is stopping

@@ -83,5 +83,5 @@ def schedule(items: Sequence[T], load: Callable[[T], L], work: Callable[[list[L]
             done = dict(zip(ok, _work(work, [loaded[i] for i in ok])))
             for i, x in enumerate(loaded):
                 yield start + i, done.get(i, x)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    finally:  # loads not begun are dropped; one under way is waited for (no thread outlives the call)
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -144,7 +144,7 @@ def cmd_batch(args, settings: Settings) -> int:
 
     if args.speakers is not None:
         return cli_speakers.batch(args, lambda: _items(args.inputs, every_file=args.all_files),
-                                  lambda: _recognizer(settings))
+                                  lambda: settings.recognizer(warmup=False))
     if args.turns:
         raise UsageError("--turns gives a row per speaker turn: use it with --speakers")
     if args.channels == "each" and args.embeddings:

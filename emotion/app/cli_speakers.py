@@ -8,28 +8,30 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EmotionError
+from ..defaults import DEFAULT_MAX_SPEAKERS
 
 
 def add_options(p) -> None:
     """--speakers and --max-speakers (recognize and batch)."""
-    from ..speakers.diarize import DEFAULT_MAX_SPEAKERS, parse_speakers
-
-    p.add_argument("--speakers", type=_speaker_count(parse_speakers), default=None, metavar="auto|N",
+    p.add_argument("--speakers", type=speaker_count, default=None, metavar="auto|N",
                    help="who spoke when: find the speakers (N of them, or auto: estimated) and give each turn "
                         "and each speaker an emotion; with --channels each, one speaker per channel")
     p.add_argument("--max-speakers", type=int, default=DEFAULT_MAX_SPEAKERS, metavar="M",
                    help="with --speakers auto: at most this many (default: %(default)s)")
 
 
-def _speaker_count(parse):
-    """An argparse type: parse's SpeakerError becomes argparse's own message."""
-    def convert(value: str):
-        try:
-            return parse(value)
-        except EmotionError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return convert
+def speaker_count(value: str) -> int | str:
+    """An argparse type: "auto" or a whole number of speakers, at least 1 (checked without the
+    engine, so that --help and usage errors answer at once; the library checks it again)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'--speakers takes "auto" or a number of speakers, not {value!r}') from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--speakers must be at least 1, not {n}")
+    return n
 
 
 def recognize(rec, paths: list[Path], args, write: Callable) -> set[int]:

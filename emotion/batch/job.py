@@ -192,11 +192,16 @@ def local_scorer(recognizer, detector=None, workers: int = DECODE_WORKERS, group
     group = group or max(GROUP_FILES, GROUP_BATCHES * recognizer.batch_size)
 
     def run(items: list[BatchItem]) -> Iterator[Scored]:
-        threading.Thread(target=warm_kernels, name="warm-kernels", daemon=True).start()
-        outcomes = schedule(items, lambda it: decode_item(it, recognizer.opener, detector, use_hash, channels),
-                            lambda ds: score_decoded(recognizer, ds, segment=detector is not None), group, workers)
-        for i, outcome in outcomes:
-            yield outcome if isinstance(outcome, Scored) else failed_row(items[i], str(outcome))
+        warming = threading.Thread(target=warm_kernels, name="warm-kernels")
+        warming.start()
+        try:
+            outcomes = schedule(items, lambda it: decode_item(it, recognizer.opener, detector, use_hash, channels),
+                                lambda ds: score_decoded(recognizer, ds, segment=detector is not None), group,
+                                workers)
+            for i, outcome in outcomes:
+                yield outcome if isinstance(outcome, Scored) else failed_row(items[i], str(outcome))
+        finally:
+            warming.join()  # no thread of ours may run torch code while the interpreter exits
 
     return run
 

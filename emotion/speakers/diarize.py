@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..defaults import DEFAULT_MAX_SPEAKERS  # noqa: F401 (defined without torch: the command line's help shows it)
 from ..errors import EmotionError
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ MIN_WINDOW_S = 0.2  # seconds: shorter stretches of speech are not given a voice
 MIN_TURN_S = 0.5  # seconds: shorter turns are merged into a neighbour
 JOIN_PAUSE_S = 0.5  # seconds: one speaker's turns closer than this are one turn (the pause included)
 MIN_RUN_WINDOWS = 2  # a speaker change inside a stretch of speech needs this many windows' agreement
-DEFAULT_MAX_SPEAKERS = 8
 AUTO_THRESHOLD = 0.40  # cosine distance between clusters above which "auto" keeps them apart
 MAX_CLUSTER_WINDOWS = 2000  # windows clustered at once; longer recordings: a subsample, then all assigned
 MIN_SPEAKER_S = 3.0  # seconds: with "auto", a cluster heard for less is folded into the others
