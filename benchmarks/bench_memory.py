@@ -55,7 +55,7 @@ def soak(model_dir: Path, requests: int, warmup: int, mode: str, folder: Path) -
     clips = make_clips(folder / "clips")
     order = clips * (requests // len(clips) + 1)
     random.Random(0).shuffle(order)
-    rec = Recognizer.load(model_dir, device="cpu", warmup=False, loader=Settings().loader())
+    rec = Recognizer.load(model_dir, device="cpu", warmup=False, opener=Settings().opener(app=True))
     service = WebService(rec, folder / "out")
     figures = {"start_mb": rss_mb()}
     readings = []
