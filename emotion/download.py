@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .adapter import is_adapted, read_adapter
+from .export import is_exported
 from .files import staged_folder
 from .model import (KNOWN_MODELS, MODELS_ROOT, ModelNotFoundError, base_dir, missing_files, not_found_message,
                     resolve_model_dir)
@@ -87,6 +88,8 @@ def ensure_model(model: str | os.PathLike | None = None, offline: bool = False) 
     """The model folder for `model` (see resolve_model_dir), downloaded first when it is the
     missing folder of a known model; otherwise a missing folder raises ModelNotFoundError."""
     folder = resolve_model_dir(model)
+    if is_exported(folder):  # written by `emotion export`: it runs on ONNX Runtime as it is
+        return folder
     if is_adapted(folder):  # a head of ours on a released model: that model is what may be missing
         base = base_dir(read_adapter(folder))
         if missing_files(base) and base.name in KNOWN_MODELS:

@@ -210,3 +210,31 @@ def test_engine_refuses_a_folder_that_is_not_exported(tiny_model, tmp_path):
     with pytest.raises(ExportError, match="not a complete exported model"):
         OnnxEngine.load(tiny_model)
     assert not is_exported(tiny_model) and not is_exported(tmp_path / "missing")
+
+
+def test_the_exported_model_serves_the_cli_and_the_web_service(exported, tiny_recognizer, tmp_path):
+    """--model-dir an exported folder runs the command line and the web service on ONNX Runtime,
+    with the same results (schema, windows, scores within 1e-5) as the PyTorch engine; a --dtype
+    the folder cannot honour is refused in one line."""
+    from emotion.app.service import WebService
+    from emotion.recognizer import Recognizer
+
+    clip = write_wav(tmp_path / "clip.wav", 31.0, 22050, seed=5)  # two windows: the windowing is the pipeline's
+    expected = tiny_recognizer.recognize(clip, granularity="frame")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    p = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(clip), "--model-dir", str(exported.folder),
+                        "--granularity", "frame", "--output-dir", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    [folder] = (tmp_path / "out").iterdir()
+    data = json.loads((folder / "result.json").read_text())
+    assert data["model"]["engine"] == "onnxruntime" and data["chunks"] == expected.chunks == 2
+    assert max(abs(data["scores"][k] - v) for k, v in expected.scores.items()) <= 1e-5
+    rec = Recognizer.load(exported.folder)
+    assert rec.engine.info().engine == "onnxruntime"
+    [outcome] = WebService(rec, tmp_path / "web").serve([str(clip)], ["frame"], [True])
+    assert outcome.ok and outcome.result.model.engine == "onnxruntime", outcome.error
+    assert np.abs(outcome.result.frame_scores - expected.frame_scores).max() <= 1e-5
+    refused = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(clip), "--model-dir", str(exported.folder),
+                              "--dtype", "int8"], capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 2 and "exported ONNX model" in refused.stderr and "Traceback" not in refused.stderr
