@@ -246,3 +246,19 @@ def test_live_sessions_do_not_starve_uploads(gated_recognizer, audio_dir, tmp_pa
     # an upload would wait behind the three sessions' windows again and again
     assert max(took) < alone + 0.15 + 0.3, (alone, took)
     assert during >= 3  # and live updates kept coming between the uploads
+
+
+def test_the_live_tab_gets_a_model_of_its_own_on_a_cpu(tiny_recognizer):
+    """auto: beside fp32 uploads on a CPU, an int8 copy of the same model with a lock of its own
+    (a live window never waits behind an upload); same: the uploads' model itself."""
+    from emotion.settings import Settings
+
+    live = Settings().live_recognizer(tiny_recognizer)
+    assert live is not tiny_recognizer and live.engine.dtype_name == "int8"
+    assert live.engine.path == tiny_recognizer.engine.path and live.labels == tiny_recognizer.labels
+    assert live.engine is not tiny_recognizer.engine
+    assert Settings(live_dtype="same").live_recognizer(tiny_recognizer) is tiny_recognizer
+    assert Settings(live_dtype="fp32").live_recognizer(tiny_recognizer) is tiny_recognizer
+    window = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1
+    a, b = live.recognize(window, sample_rate=SAMPLE_RATE), tiny_recognizer.recognize(window, sample_rate=SAMPLE_RATE)
+    assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) < 0.05  # int8 is close, not equal
