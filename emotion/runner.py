@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 
 from .audio import SAMPLE_RATE
-from .locks import FairLock  # noqa: F401  (its home before emotion.locks; imported from here)
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from emotion.app.service import WebService
 from emotion.audio import SAMPLE_RATE
 from emotion.errors import AudioError
 from emotion.model import load_model
-from emotion.runner import FairLock
+from emotion.locks import FairLock
 from emotion.torch_engine import TorchEngine
 from emotion.streaming import StreamingRecognizer
 from tests.media import speechlike

@@ -15,9 +15,8 @@ from pathlib import Path
 # Only what the options need, none of it the engine: `emotion --help` and a usage error answer
 # without importing torch; each command imports what it runs.
 from ..defaults import CHANNEL_CHOICES, DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
-from ..errors import EmotionError
-from ..defaults import DEFAULT_MODEL, GRANULARITIES, KNOWN_MODELS
 from ..engine import BusyError
+from ..errors import EmotionError
 from ..memory import tune_allocator
 from ..settings import Settings
 from . import cli_adapt, cli_export, cli_speakers, cli_stream
@@ -311,8 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..recognizer import BusyError  # the engine, once there is something to run
-
     tune_allocator()  # a run over thousands of files keeps a flat memory line
     try:
         return args.func(args, Settings.from_env().with_args(args))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..defaults import MAX_DURATION_S, MODELS_ROOT  # without the engine: --help answers at once
 from ..errors import EmotionError
-from ..defaults import MODELS_ROOT
 from ..memory import tune_allocator
 from ..settings import Settings
 from .options import add_audio_options, add_model_options

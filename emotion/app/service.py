@@ -22,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import AudioError
+from .. import results as folders
 from ..decode import CHANNEL_CHOICES, probe_seconds
-from ..defaults import DEFAULT_QUEUE_SIZE, GRACE_S  # noqa: F401 (requests waiting; seconds of grace at a stop)
-from ..errors import EmotionError
+from ..defaults import GRACE_S, GRANULARITIES
+from ..engine import BusyError
+from ..errors import AudioError, EmotionError
 from ..files import write_folder
 from ..labels import label_keys
-from ..engine import BusyError
-from ..recognizer import GRANULARITIES
-from ..settings import GRACE_S
-from ..results import EmotionResult, next_folder, write_result
-from .. import results as folders
 from ..results import USERS  # output_root/users/<owner digest>/<result folder>: one per browser or login
+from ..results import EmotionResult, next_folder, write_result
 from .service_state import Drain, SpeedMeter, WaitingLine, rss_mb
 from .tables import batch_files, batch_rows
 
