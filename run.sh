@@ -2,7 +2,8 @@
 # Speech emotion recognition with Emotion2Vec+.
 #
 #   ./run.sh [APP OPTIONS]       start the web app (creates .venv and fetches the model if missing)
-#   ./run.sh test [PYTEST ARGS]  run the test suite (creates .venv with the test packages)
+#   ./run.sh test [PYTEST ARGS]  run the test suite (creates .venv with the test packages); with
+#                                arguments, just what they select, in one process
 #   ./run.sh download [NAME]     download a model into models/NAME (default emotion2vec_plus_large)
 #   ./run.sh cli ARGS...         the command line (the emotion command) inside .venv; paths are
 #                                taken from the folder you run it in, as with any command
@@ -51,8 +52,20 @@ case "${1:-}" in
         shift
         ensure_env requirements.txt requirements-test.txt
         if [ -f tests/browser_setup.sh ]; then bash tests/browser_setup.sh; fi
+        if [ $# -gt 0 ]; then  # a part of the suite, as asked: one process
+            threads
+            exec "$PY" -m pytest -q "$@"
+        fi
+        # The whole suite in two passes: most tests on two workers, one thread each (much of their
+        # time is spent waiting on servers, browsers and child processes); then, alone on the
+        # machine, the tests marked `serial`, which measure latency, timeouts or memory.
+        workers=$(nproc 2>/dev/null || echo 2)
+        [ "$workers" -ge 2 ] || workers=2
+        rc=0
+        OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m pytest -q -n "$workers" --dist loadfile -m "not serial" || rc=$?
         threads
-        exec "$PY" -m pytest -q "$@"
+        "$PY" -m pytest -q -m serial || rc=$((rc ? rc : $?))
+        exit "$rc"
         ;;
     download)
         shift

@@ -213,6 +213,7 @@ def test_example_button_and_clearing(browser, app_url):
     context.close()
 
 
+@pytest.mark.serial  # records in real time: the length must come out right
 def test_microphone_recording(app_url, playwright):
     """Chromium's fake microphone (a beep) records through the page's own recorder, which the
     server then decodes and analyses like an upload."""

@@ -6,6 +6,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.serial  # timeouts and kills are timed
+
 from emotion import AudioError, Recognizer
 from emotion.audio import load_audio
 from emotion.errors import DECODE_TIMEOUT, DECODER_CRASHED, NOT_AUDIO

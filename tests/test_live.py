@@ -201,6 +201,7 @@ def test_the_model_lock_is_granted_in_arrival_order():
     assert order.index("upload") <= 3  # not after every live pass
 
 
+@pytest.mark.serial  # an upload's time with live sessions against its time alone
 def test_live_sessions_do_not_starve_uploads(gated_recognizer, audio_dir, tmp_path):
     """Three sessions keep the live worker busy (every window 0.15 s of model time); an upload
     meanwhile waits for at most the live pass under way, and live updates keep coming."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.serial  # live capture and latency in real time
 import soundfile as sf
 import torch
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.serial  # latency bounds and memory growth: measured alone on the machine
+
 from emotion.app.service import SECRET_FILE  # the browsers' key file: kept, not a leftover
 from tests import load
 
