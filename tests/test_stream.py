@@ -192,15 +192,37 @@ def test_cli_stream(tiny_model, tiny_recognizer, audio_dir, tmp_path):
     assert "Traceback" not in p.stderr
 
 
+def noise_file(path, minutes: float, rate: int = 8000):
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as fh:
+        for _ in range(int(minutes)):
+            fh.write((0.1 * rng.standard_normal(60 * rate)).astype(np.float32))
+        fh.write((0.1 * rng.standard_normal(round(minutes % 1 * 60 * rate))).astype(np.float32))
+    return path
+
+
+def test_cli_stream_whole_file_line_is_recognize_over_several_windows(tiny_model, tmp_path):
+    """95 s: four of the recognizer's windows, the last two sharing what is left after 60 s; the
+    stream cuts them from the audio it has played and its whole-file line is `emotion recognize`'s."""
+    path = noise_file(tmp_path / "call_95s.wav", 95 / 60)
+    p = run_cli(path, "--model-dir", tiny_model, "--fast", "--no-vad", "--hop", "10", "--window", "10",
+                "--chunk", "5", timeout=600)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert sum(x.strip()[:1].isdigit() for x in lines) == 9 and lines[-2].split()[0] == "80.00-90.00"
+    ref = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(path), "--model-dir", str(tiny_model),
+                          "--output-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert ref.returncode == 0 and "(4 windows)" in ref.stdout, ref.stderr
+    emoji, emotion, confidence = ref.stdout.split()[:3]
+    assert lines[-1].startswith(f"whole file: {emoji} {emotion} {confidence}"), (lines[-1], ref.stdout)
+
+
 def test_cli_stream_plays_a_file_longer_than_half_an_hour(tiny_model, tmp_path):
     """31 minutes through `emotion stream --fast`: no cap on the command line (the app's 30 min
-    limit is not the stream's), the file decoded as it plays, and the whole-file line is what
-    `emotion recognize` prints for it (streamed in windows, as files over 30 min are)."""
-    path = tmp_path / "call_31min.wav"
-    rng = np.random.default_rng(0)
-    with sf.SoundFile(path, "w", 8000, 1, subtype="PCM_16") as fh:
-        for _ in range(31):
-            fh.write((0.1 * rng.standard_normal(60 * 8000)).astype(np.float32))
+    limit is not the stream's), the file decoded as it plays, an update per 30 s and the whole-file
+    line (the test above holds that line to `emotion recognize`); --max-duration caps it."""
+    path = noise_file(tmp_path / "call_31min.wav", 31)
     p = run_cli(path, "--model-dir", tiny_model, "--fast", "--no-vad", "--hop", "30", "--window", "30",
                 "--chunk", "5", timeout=600)
     assert p.returncode == 0, p.stderr
@@ -208,11 +230,6 @@ def test_cli_stream_plays_a_file_longer_than_half_an_hour(tiny_model, tmp_path):
     assert lines[0].startswith("call_31min.wav: 1860.00 s at 8000 Hz")
     assert sum(x.strip()[:1].isdigit() for x in lines) == 62
     assert lines[-2].split()[0] == "1830.00-1860.00"
-    ref = subprocess.run([sys.executable, "-m", "emotion", "recognize", str(path), "--model-dir", str(tiny_model),
-                          "--output-dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
-    assert ref.returncode == 0 and "(62 windows)" in ref.stdout, ref.stderr
-    emoji, emotion, confidence = ref.stdout.split()[:3]
-    assert lines[-1].startswith(f"whole file: {emoji} {emotion} {confidence}"), (lines[-1], ref.stdout)
+    assert lines[-1].startswith("whole file: ") and "(62 updates, 0 silent)" in lines[-1], lines[-1]
     capped = run_cli(path, "--model-dir", tiny_model, "--fast", "--max-duration", "600")
     assert capped.returncode == 2 and "longer than the 600 s limit" in capped.stderr, capped.stderr
