@@ -71,9 +71,10 @@ UPLOAD_GUARD_JS = """() => {
 }"""
 
 
-def upload_guard_js(max_bytes: int) -> str:
-    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place."""
-    return UPLOAD_GUARD_JS % max_bytes
+def page_js(max_bytes: int) -> str:
+    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place, and
+    the Live tab's own recorder is installed (live_page.RECORDER_JS)."""
+    return f"() => {{ ({UPLOAD_GUARD_JS % max_bytes})(); ({live_page.RECORDER_JS})(); }}"
 
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
