@@ -234,17 +234,27 @@ def test_a_slow_model_loses_updates_never_audio(mic_browser, slow_live_url):
     assert "missing" not in live_log and "missing" not in result_log, (live_log, result_log)
 
 
-def test_without_the_page_recorder_the_stream_is_saved_and_what_it_misses_said(mic_browser, slow_live_url):
-    """A browser without AudioWorklet records nothing on the page: the streamed chunks are saved,
-    and every second recorded is in them or counted as missing, in the live log and the result."""
-    context, page = open_live_tab(mic_browser, slow_live_url, init="delete window.AudioWorkletNode;")
+@pytest.mark.parametrize("why", ["no AudioWorklet", "over the upload limit"])
+def test_without_the_page_recording_the_stream_is_saved_and_what_it_misses_said(mic_browser, slow_live_url, why):
+    """A browser without AudioWorklet records nothing on the page, and a page recording over the
+    upload limit is not sent (its upload would fail, and the stop with it): the streamed chunks
+    are saved, and every second recorded is in them or counted as missing, in the live log and
+    the result."""
+    init = "delete window.AudioWorkletNode;" if why == "no AudioWorklet" else ""
+    context, page = open_live_tab(mic_browser, slow_live_url, init=init)
     try:
+        if why == "over the upload limit":
+            page.evaluate("window.emotionUploadLimit = 100000")  # 1.1 s at 44.1 kHz
         got = record(page, 9.0)
-        page.screenshot(path=str(ARTIFACTS / "live_stream_only_saved.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"live_stream_only_saved_{why.split()[-1]}.png"), full_page=True)
     finally:
         context.close()
     live_log, result_log, saved, wall = got["live_log"], got["result_log"], got["saved_s"], got["wall_s"]
-    assert got["page_recorder"] is None and "the audio the server received" in live_log, live_log
+    assert "the audio the server received" in live_log, live_log
+    if why == "no AudioWorklet":
+        assert got["page_recorder"] is None
+    else:  # it recorded, and did not send
+        assert got["page_recorder"]["frames"] > 0 and not got["page_recorder"]["sent"], got["page_recorder"]
     lost = float(live_log.split("(about ")[1].split(" s")[0]) if "is missing" in live_log else 0.0
     assert saved + lost >= 0.85 * (wall - 1.0), (saved, lost, wall, live_log)
     if saved < 0.9 * (wall - 1.0):

@@ -7,9 +7,10 @@
   // that recording) is tapped before Gradio gets the stream, so this starts first. Every sample
   // of the same MediaStream goes through an AudioWorklet, mixed to mono, as 16-bit PCM, up to
   // MAX_S seconds. On stop, window.emotionLive.stop() gives it as a WAV File, which the stop
-  // event's inputs carry (Gradio uploads it like any file, within the upload limit).
+  // event's inputs carry (Gradio uploads it like any file); one over the page's upload limit is
+  // not sent (the upload would fail, and the stop with it): the server then saves the stream.
   const MAX_S = __MAX_S__;
-  const ARM_MS = 10000;  // a getUserMedia call this long after the click still belongs to it
+  const ARM_MS = 2000;  // Gradio asks for the microphone as soon as its button is clicked
   const BLOCK = 4096;  // frames the worklet gathers before posting them
   const WORKLET = `
     class EmotionLiveTap extends AudioWorkletProcessor {
@@ -75,9 +76,10 @@
 
   const getUserMedia = media.getUserMedia.bind(media);
   media.getUserMedia = async constraints => {
+    const ours = live.armed && Date.now() - live.armed < ARM_MS;  // asked now; granted maybe much later
+    if (ours) live.armed = 0;
     const stream = await getUserMedia(constraints);
-    if (live.armed && Date.now() - live.armed < ARM_MS && stream.getAudioTracks().length) {
-      live.armed = 0;
+    if (ours && stream.getAudioTracks().length) {
       if (live.tap) live.tap.ctx.close();  // a recording never stopped through the page
       try {
         live.tap = await start(stream);
@@ -108,7 +110,10 @@
     await Promise.race([tap.done, new Promise(resolve => setTimeout(resolve, 2000))]);
     tap.source.disconnect();
     tap.ctx.close();
-    live.last = {frames: tap.frames, rate: tap.rate, over: tap.over, wall_ms: Date.now() - tap.started};
-    return tap.frames ? wav(tap) : null;
+    const limit = window.emotionUploadLimit || Infinity, bytes = 44 + 2 * tap.frames;
+    live.last = {frames: tap.frames, rate: tap.rate, over: tap.over, wall_ms: Date.now() - tap.started,
+                 sent: Boolean(tap.frames) && bytes <= limit};
+    if (bytes > limit) console.warn(`live recorder: ${bytes} bytes is over the upload limit; the stream is saved`);
+    return live.last.sent ? wav(tap) : null;
   };
 }

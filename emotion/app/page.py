@@ -55,7 +55,7 @@ textarea { word-break: keep-all; }
 # answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
 # #too_large_btn, whose handler puts the reason in the result's place and the log.
 UPLOAD_GUARD_JS = """() => {
-  const limit = %d;
+  const limit = window.emotionUploadLimit = %d;  // also the Live recorder's (live_recorder.js)
   const guard = (files, event) => {
     const big = [...(files || [])].find(f => f.size > limit);
     if (!big) return;
