@@ -156,7 +156,10 @@ def test_closed_quiet_and_surplus_sessions(tiny_recognizer):
         with pytest.raises(LiveError, match="2 live recordings"):
             hub.push("c", pcm(0.1), RATE)
         wav = hub._sessions["a"].spool_path
-        assert hub.close("a") and hub.sessions == 1 and not wav.exists()  # freed at once
+        assert hub.close("a", gone=True) and hub.sessions == 1 and not wav.exists()  # freed at once
+        with pytest.raises(LiveError, match="has ended"):  # a chunk queued before the tab closed
+            hub.push("a", pcm(0.1), RATE)
+        assert hub.sessions == 1 and len(list(hub.spool_dir.iterdir())) == 1  # no new session, no new file
         deadline = time.monotonic() + 5
         while hub.sessions and time.monotonic() < deadline:  # "b" went quiet
             time.sleep(0.1)

@@ -230,6 +230,7 @@ def test_a_slow_model_loses_updates_never_audio(mic_browser, slow_live_url):
     dropped = int(live_log.split(" dropped")[0].rsplit(" ", 1)[1])
     assert dropped > 0, live_log  # the model did lag: updates were skipped
     assert "the whole recording, made by the page" in live_log, live_log
+    assert "file: live-recording-20" in result_log, result_log  # named by when it began, as in the history
     assert close_to_wall(got["saved_s"], got["wall_s"]), (got["saved_s"], got["wall_s"], live_log)
     assert "missing" not in live_log and "missing" not in result_log, (live_log, result_log)
 

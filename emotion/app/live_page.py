@@ -300,7 +300,7 @@ def build(service: WebService, model_concurrency: str, owner, lang) -> LiveTab:
     wire(service, hub, tab, model_concurrency, owner, lang)
 
     def closed(request: gr.Request) -> None:
-        hub.close(request.session_hash)
+        hub.close(request.session_hash, gone=True)
 
     blocks = gr.context.Context.root_block
     if blocks is not None:

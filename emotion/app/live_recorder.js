@@ -98,7 +98,11 @@
     text(12, 'fmt '); head.setUint32(16, 16, true); head.setUint16(20, 1, true); head.setUint16(22, 1, true);
     head.setUint32(24, tap.rate, true); head.setUint32(28, tap.rate * 2, true); head.setUint16(32, 2, true);
     head.setUint16(34, 16, true); text(36, 'data'); head.setUint32(40, bytes, true);
-    return new File([head.buffer, ...tap.blocks], 'live-recording.wav', {type: 'audio/wav'});
+    // named as the server names a streamed recording, by when it began (the page's local time)
+    const d = new Date(tap.started), two = n => String(n).padStart(2, '0');
+    const name = `live-recording-${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}_` +
+                 `${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}.wav`;
+    return new File([head.buffer, ...tap.blocks], name, {type: 'audio/wav'});
   }
 
   live.stop = async () => {

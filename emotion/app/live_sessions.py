@@ -6,7 +6,7 @@ it directly.
     view = hub.push(session_key, int16_samples, 48000)     # each chunk the browser sends (0.1 s)
     view = hub.wait(session_key, view.seq, 0.25)           # a fresher update, if one comes soon
     recording = hub.stop(session_key, browser_wav)         # the recording to save, for WebService.serve
-    hub.close(session_key)                                 # the tab went away: free it now
+    hub.close(session_key, gone=True)                      # the tab went away: free it now
 
 Policy:
 - Bounded: a session holds the last window of 16 kHz audio (not the recording, which goes to a
@@ -228,6 +228,7 @@ class LiveHub:
         self.spool_dir = Path(tempfile.mkdtemp(prefix="emotion-live-"))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.spool_dir), True)
         self._sessions: dict[str, LiveSession] = {}
+        self._gone: dict[str, float] = {}  # closed tabs (monotonic time): late chunks start no new session
         self._cond = threading.Condition()
         self._stopping = False
         self._worker = threading.Thread(target=self._work, name="live-model", daemon=True)
@@ -250,6 +251,8 @@ class LiveHub:
             session = self._sessions.get(key)
             if session is not None:
                 return session
+            if key in self._gone:  # a chunk that was on its way when the tab closed
+                raise LiveError("this recording has ended")
             if len(self._sessions) >= self.max_sessions:
                 raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment")
             # latest wins: of the windows one chunk makes due, only the newest keeps its samples;
@@ -386,8 +389,12 @@ class LiveHub:
             log.warning("the page's recording is not usable, the stream is saved: %s", exc)
             return None
 
-    def close(self, key: str) -> bool:
-        """Free a session at once (the tab closed or went quiet); its WAV is deleted."""
+    def close(self, key: str, gone: bool = False) -> bool:
+        """Free a session at once (the tab closed or went quiet); its WAV is deleted. gone: the tab
+        closed, so chunks still on their way (queued before it closed) start no new session."""
+        if gone:
+            with self._cond:
+                self._gone[key] = time.monotonic()
         session = self._remove(key)
         if session is not None:
             session.stream = None
@@ -435,6 +442,8 @@ class LiveHub:
         for key in quiet:
             log.info("live session %s sent nothing for %.0f s: freed", key, self.idle_s)
             self.close(key)
+        with self._cond:  # a closed tab's chunks have long arrived (or never will)
+            self._gone = {k: t for k, t in self._gone.items() if now - t <= self.idle_s}
         with self._cond:  # a stopped recording whose analysis never came (the tab closed between)
             live = {s.spool_path for s in self._sessions.values()}
         for path in self.spool_dir.glob("*.wav"):
