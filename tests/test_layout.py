@@ -169,6 +169,7 @@ def test_installed_console_script(tmp_path):
     script = prefix / "bin" / "emotion"
     assert script.is_file() and (site / "emotion" / "app" / "cli.py").is_file()
     assert (site / "emotion" / "app" / "text.json").is_file()  # package data travels too
+    assert (site / "emotion" / "app" / "live_recorder.js").is_file()  # the Live tab's recorder, read on import
     env = {**os.environ, "PYTHONPATH": str(site)}
     p = subprocess.run([str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

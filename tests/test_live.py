@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from emotion import Recognizer
-from emotion.app.live_sessions import LiveError, LiveHub
+from emotion.app.live_sessions import LiveError, LiveHub, wav_duration_s
 from emotion.app.live_page import read_chunk
 from emotion.app.service import WebService
 from emotion.audio import SAMPLE_RATE
@@ -156,7 +156,10 @@ def test_closed_quiet_and_surplus_sessions(tiny_recognizer):
         with pytest.raises(LiveError, match="2 live recordings"):
             hub.push("c", pcm(0.1), RATE)
         wav = hub._sessions["a"].spool_path
-        assert hub.close("a") and hub.sessions == 1 and not wav.exists()  # freed at once
+        assert hub.close("a", gone=True) and hub.sessions == 1 and not wav.exists()  # freed at once
+        with pytest.raises(LiveError, match="has ended"):  # a chunk queued before the tab closed
+            hub.push("a", pcm(0.1), RATE)
+        assert hub.sessions == 1 and len(list(hub.spool_dir.iterdir())) == 1  # no new session, no new file
         deadline = time.monotonic() + 5
         while hub.sessions and time.monotonic() < deadline:  # "b" went quiet
             time.sleep(0.1)
@@ -165,6 +168,60 @@ def test_closed_quiet_and_surplus_sessions(tiny_recognizer):
     finally:
         hub.shutdown()
     assert not hub.spool_dir.exists()
+
+
+def gappy_stream(hub: LiveHub, key: str, samples: np.ndarray, start: float) -> None:
+    """Send a recording as Gradio's stream can deliver it to a busy server: chunks arriving in
+    real time (0.1 s apart), every other one lost on the way."""
+    for i, pos in enumerate(range(0, len(samples), CHUNK)):
+        if i % 2 == 0:
+            hub.push(key, samples[pos:pos + CHUNK], RATE, arrived=start + (i + 1) * 0.1)
+
+
+def test_the_page_recording_is_saved_whatever_the_stream_lost(tiny_recognizer, tmp_path):
+    """The page's own recording is what is saved (nothing missing), even when the stream lost half
+    its chunks; without it the stream is saved and the half it lost counted; one that is not a
+    WAV or is shorter than the stream is not trusted over the stream."""
+    audio = pcm(6.0, seed=3)
+    page_wav = tmp_path / "page.wav"
+    sf.write(page_wav, audio, RATE, subtype="PCM_16")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"<html>not audio</html>" * 10)
+    short = tmp_path / "short.wav"
+    sf.write(short, audio[: RATE], RATE, subtype="PCM_16")
+    hub = LiveHub(tiny_recognizer, vad=False)
+    try:
+        for key in "abcd":
+            gappy_stream(hub, key, audio, time.time())
+        spool = hub._sessions["a"].spool_path
+        kept = hub.stop("a", page_wav)
+        assert kept.source == "browser" and kept.path == page_wav and not spool.exists()
+        assert kept.duration_s == pytest.approx(6.0) and kept.view.lost_s == 0.0
+        assert kept.streamed_s == pytest.approx(3.0)  # what reached the live updates
+        for key, given in (("b", None), ("c", junk), ("d", short)):
+            kept = hub.stop(key, given)
+            assert kept.source == "stream" and kept.duration_s == pytest.approx(3.0), key
+            assert kept.view.lost_s == pytest.approx(3.0, abs=0.15), key  # the half that never arrived, said
+            back, rate = sf.read(kept.path, dtype="int16")
+            assert len(back) == 3 * RATE
+        # stopped before any chunk reached the server: the page's recording alone
+        alone = hub.stop("e", page_wav)
+        assert alone.source == "browser" and alone.duration_s == pytest.approx(6.0) and alone.view.lost_s == 0
+        assert hub.stop("e", None) is None and hub.stop("e", junk) is None
+    finally:
+        hub.shutdown()
+
+
+def test_a_recordings_length_comes_from_its_header_and_size(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, np.zeros(48000, np.int16), 48000, subtype="PCM_16")
+    assert wav_duration_s(path) == pytest.approx(1.0)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: 44 + 48000])  # cut short: the header still says 1 s
+    assert wav_duration_s(path) == pytest.approx(0.5)
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEdata" + bytes(8))
+    with pytest.raises(AudioError, match="page.wav: a recording without a format header"):
+        wav_duration_s(path, "page.wav")
 
 
 def test_a_full_recording_is_kept_until_stopped(tiny_recognizer):

@@ -2,6 +2,17 @@
 level meter and a rolling timeline while recording, and on stop the whole recording analysed as
 an upload (WebService.serve: the same result, the same saved folder and downloads).
 
+Two paths from the microphone, because Gradio's stream is lossy by design: its recorder drops
+chunks in the browser while the stream is "waiting", and its server keeps only the newest chunk
+of a stream while the handler runs (/stream/{event_id} overwrites the pending data). That suits
+the live updates (latest wins) but not the recording. So the page records the same MediaStream
+itself (live_recorder.js, an AudioWorklet: every sample, 16-bit mono, up to MAX_RECORDING_S) and
+on stop hands the whole recording to the stop event as a file input; Gradio uploads it like any
+file (its upload limit, its session, its temp folder), and that is what is saved. No new route,
+so no new way in: the file goes where an upload on the Analyse tab goes, and is decoded the same
+way. A browser without AudioWorklet falls back to the streamed chunks, with what they miss
+counted and said (LiveHub.stop).
+
     with gr.Tab("Live"):
         live_page.build(service, "model")        # inside the page's gr.Blocks (emotion.app.page)
 """
@@ -10,7 +21,6 @@ from __future__ import annotations
 
 import html
 import statistics
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +33,16 @@ from ..labels import display_name
 from ..recognizer import GRANULARITIES
 from .handlers import empty_values, outcome_values, owner_of
 from .live_sessions import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
-                   LiveHub, LiveView, hub_for)
+                   LiveHub, LiveView, hub_for, wav_layout)
 from .service import WebService
 from .text import EN, lang_of, t
 from .view import L, ResultView, result_view
 
+RECORDER_JS = (Path(__file__).with_name("live_recorder.js").read_text(encoding="utf-8")
+               .replace("__MAX_S__", f"{MAX_RECORDING_S:g}"))  # part of the page's start-up script
+# the stop event's inputs, the page's own recording in place of the hidden file's (empty) value
+STOP_JS = """(language, recording) => (window.emotionLive ? window.emotionLive.stop() : Promise.resolve(null))
+  .catch(err => { console.warn('live recorder', err); return null; }).then(file => [language, file])"""
 LIVE_CONCURRENCY = "live"  # the stream events: cheap (the model runs on the hub's worker)
 CONTROL_CONCURRENCY = "live_control"  # start and stop of a recording
 COLORS = {"silence": "#e4e4e7", "angry": "#e5484d", "disgusted": "#7c8a2b", "fearful": "#8e4ec6", "happy": "#f5b400",
@@ -55,6 +70,7 @@ class LiveTab:
     log_box: gr.Textbox
     view: ResultView  # the whole recording's result, as an upload's is shown
     recording: gr.State  # the stopped recording's WAV, until it is analysed
+    browser_recording: gr.File  # hidden: carries the page's own recording (STOP_JS) to the stop event
 
 
 # ---------------------------------------------------------------- what the tab shows
@@ -64,29 +80,15 @@ def read_chunk(path: str | Path, name: str = "microphone") -> tuple[int, np.ndar
     """(rate, int16 or float32 samples (n, channels)) of one chunk the recorder streams: a WAV
     whose header is the first chunk's, repeated, so its data size is wrong; all the data is taken."""
     raw = Path(path).read_bytes()
-    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        raise AudioError(name, "a streamed chunk that is not WAV", INVALID)
-    pos, fmt = 12, None
-    while pos + 8 <= len(raw):
-        cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
-        if cid == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", raw[pos + 8:pos + 24])
-        elif cid == b"data":
-            break
-        pos += 8 + size + (size & 1)
-    else:
-        raise AudioError(name, "a streamed chunk without audio data", INVALID)
-    if fmt is None:
-        raise AudioError(name, "a streamed chunk without a format header", INVALID)
-    tag, channels, rate, _, _, bits = fmt
+    w = wav_layout(raw, name, "a streamed chunk")
     kinds = {(1, 16): "<i2", (3, 32): "<f4", (0xFFFE, 16): "<i2"}
-    if (tag, bits) not in kinds or not channels:
-        raise AudioError(name, f"a streamed chunk in an unsupported format (tag {tag}, {bits} bits)", INVALID)
-    dtype = np.dtype(kinds[tag, bits])
-    data = raw[pos + 8:]
-    frame = dtype.itemsize * channels
-    samples = np.frombuffer(data[: len(data) // frame * frame], dtype=dtype).reshape(-1, channels)
-    return rate, samples.astype(dtype.newbyteorder("="))
+    if (w.tag, w.bits) not in kinds:
+        raise AudioError(name, f"a streamed chunk in an unsupported format (tag {w.tag}, {w.bits} bits)", INVALID)
+    dtype = np.dtype(kinds[w.tag, w.bits])
+    data = raw[w.data_offset:]
+    frame = dtype.itemsize * w.channels
+    samples = np.frombuffer(data[: len(data) // frame * frame], dtype=dtype).reshape(-1, w.channels)
+    return w.rate, samples.astype(dtype.newbyteorder("="))
 
 
 def listening_html(lang: str = EN) -> str:
@@ -165,7 +167,7 @@ def log_text(view: LiveView | None, hub: LiveHub, lang: str = EN) -> str:
         return t("live_waiting", lang)
     vad = "Silero VAD" if hub.vad else t("live_off", lang)
     full = t("live_full", lang, limit=hub.max_s) + "\n" if view.full else ""
-    lost = t("live_lost", lang, seconds=view.lost_s) + "\n" if view.lost_s else ""
+    lost = t("live_gap", lang, seconds=view.lost_s) + "\n" if view.lost_s else ""
     return (full + lost + t("live_status", lang, seconds=view.duration_s, db=view.level_db, state=_state(view, lang))
             + "\n"
             + t("live_updates", lang, analysed=view.analysed, silent=view.silent, dropped=view.dropped,
@@ -204,14 +206,18 @@ def _started(lang: str):
             *empty_values(lang))
 
 
-def _stop(hub: LiveHub, key: str, lang: str = EN):
-    recording = hub.stop(key)
+def _stop(hub: LiveHub, key: str, lang: str = EN, browser_wav: str | None = None):
+    """End the session; the recording to analyse is the page's own (browser_wav) when it has one."""
+    recording = hub.stop(key, Path(browser_wav) if browser_wav else None)
+    if browser_wav and (recording is None or recording.path != Path(browser_wav)):
+        Path(browser_wav).unlink(missing_ok=True)  # not the one saved
     if recording is None:
         return None, t("live_nothing", lang)
     v = recording.view
+    kept = t(f"live_kept_{recording.source}", lang, streamed=recording.streamed_s)
     lost = f" ({t('live_lost', lang, seconds=v.lost_s)})" if v.lost_s else ""
     summary = (t("live_stopped", lang, seconds=recording.duration_s, analysed=v.analysed, silent=v.silent,
-                 dropped=v.dropped) + lost + f"\n{latency_text(v, lang)}\n{t('live_analysing', lang)}")
+                 dropped=v.dropped) + f"\n{kept}{lost}\n{latency_text(v, lang)}\n{t('live_analysing', lang)}")
     return (str(recording.path), v.lost_s), summary
 
 
@@ -222,7 +228,7 @@ def _analyse(service: WebService, recording, granularity, want_embedding, owner,
     if not recording:
         return ("", log, *empty_values(lang))
     path, lost_s = recording
-    lost = [f"live recording: about {lost_s:.1f} s did not reach the server"] if lost_s else []
+    lost = [f"live recording: about {lost_s:.1f} s of the recording is missing"] if lost_s else []
     try:
         [outcome] = service.serve([path], [granularity], [want_embedding], [owner], warnings=[lost])
     finally:
@@ -247,12 +253,14 @@ def layout() -> LiveTab:
                 want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="live_embedding")
             meter = gr.HTML(meter_html(None), elem_id="live_meter")  # in the page's language on load (_idle)
             log_box = gr.Textbox(label=L("live_log"), lines=6, interactive=False, elem_id="live_log")
+            browser_recording = gr.File(visible=False, type="filepath", elem_id="live_browser_recording")
             gr.Markdown(L("live_note"))
         with gr.Column(scale=2, min_width=280):
             now = gr.HTML(listening_html(), elem_id="live_now")
             timeline = gr.HTML(timeline_html(None), label=L("live_timeline"), elem_id="live_timeline")
             view = result_view("live_")
-    return LiveTab(audio, granularity, want_emb, meter, now, timeline, log_box, view, gr.State(None))
+    return LiveTab(audio, granularity, want_emb, meter, now, timeline, log_box, view, gr.State(None),
+                   browser_recording)
 
 
 def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str, owner, lang) -> None:
@@ -263,8 +271,8 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
     def chunk(chunk_path, request: gr.Request):  # gr.Request is given to annotated functions only
         return _chunk(hub, request.session_hash, chunk_path, lang_of(request.headers.get("accept-language")))
 
-    def stop(language, request: gr.Request):
-        return _stop(hub, request.session_hash, language)
+    def stop(language, browser_wav, request: gr.Request):
+        return _stop(hub, request.session_hash, language, browser_wav)
 
     def analyse(recording, granularity, want_embedding, token, language, log, request: gr.Request):
         return _analyse(service, recording, granularity, want_embedding, owner_of(token, request), language, log)
@@ -277,7 +285,8 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
                      time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
     tab.audio.start_recording(_started, lang, [tab.now, tab.meter, tab.timeline, tab.log_box, *tab.view.outputs()],
                               api_name="live_start", **control)
-    tab.audio.stop_recording(stop, lang, [tab.recording, tab.log_box], api_name="live_stop", **control).then(
+    tab.audio.stop_recording(stop, [lang, tab.browser_recording], [tab.recording, tab.log_box], js=STOP_JS,
+                             api_name="live_stop", **control).then(
         analyse, [tab.recording, tab.granularity, tab.want_emb, owner, lang, tab.log_box],
         [tab.now, tab.log_box, *tab.view.outputs()],
         api_name="live_analyse", concurrency_id=model_concurrency, concurrency_limit=1, api_visibility="private",
@@ -291,7 +300,7 @@ def build(service: WebService, model_concurrency: str, owner, lang) -> LiveTab:
     wire(service, hub, tab, model_concurrency, owner, lang)
 
     def closed(request: gr.Request) -> None:
-        hub.close(request.session_hash)
+        hub.close(request.session_hash, gone=True)
 
     blocks = gr.context.Context.root_block
     if blocks is not None:

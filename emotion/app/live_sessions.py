@@ -5,8 +5,8 @@ it directly.
     hub = hub_for(recognizer)
     view = hub.push(session_key, int16_samples, 48000)     # each chunk the browser sends (0.1 s)
     view = hub.wait(session_key, view.seq, 0.25)           # a fresher update, if one comes soon
-    recording = hub.stop(session_key)                      # a WAV of everything, for WebService.serve
-    hub.close(session_key)                                 # the tab went away: free it now
+    recording = hub.stop(session_key, browser_wav)         # the recording to save, for WebService.serve
+    hub.close(session_key, gone=True)                      # the tab went away: free it now
 
 Policy:
 - Bounded: a session holds the last window of 16 kHz audio (not the recording, which goes to a
@@ -17,6 +17,11 @@ Policy:
 - Sharing the model with uploads: the Recognizer's lock is granted in the order asked
   (runner.FairLock), so an upload waits for at most the one live pass under way, and the
   live worker then waits for the upload's passes. Uploads keep their own Gradio queue.
+- Capture is lossless by construction: the page records the microphone itself
+  (live_recorder.js) and hands the whole recording to stop() as a WAV; the chunks streamed here
+  only drive the updates, so chunks Gradio drops cost updates, not audio. Without that WAV
+  (a browser without AudioWorklet) the streamed chunks, spooled to disk, are saved instead, and
+  what never arrived is counted from the chunks' arrival times and said.
 - A session is freed at once when it stops or its tab closes, and after idle_s of quiet
   otherwise (its WAV deleted, unless stop() handed it over).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import struct
 import tempfile
 import threading
 import time
@@ -61,6 +67,58 @@ STALE_RECORDING_S = 3600.0  # a stopped recording not analysed by then is delete
 
 class LiveError(EmotionError):
     """A live request that cannot be served; the message is for the user."""
+
+
+WAV_HEADER_MAX = 65536  # bytes of a WAV read to find its data chunk (a browser's header is 44)
+
+
+@dataclass
+class WavLayout:
+    """Where a WAV's samples are, from its header alone (no decoder library touches the file)."""
+
+    tag: int  # format tag: 1 PCM, 3 IEEE float, 0xFFFE extensible
+    channels: int
+    rate: int
+    bits: int
+    data_offset: int
+    data_bytes: int  # as the header declares (a streamed chunk's header is the first chunk's)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.bits // 8
+
+
+def wav_layout(raw: bytes, name: str = "microphone", what: str = "a WAV file") -> WavLayout:
+    """The layout of a WAV from its first bytes; AudioError naming `name` and `what` it is if it
+    is none."""
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise AudioError(name, f"{what} that is not WAV", INVALID)
+    pos, fmt = 12, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
+        if cid == b"fmt " and pos + 24 <= len(raw):
+            fmt = struct.unpack("<HHIIHH", raw[pos + 8:pos + 24])
+        elif cid == b"data":
+            break
+        pos += 8 + size + (size & 1)
+    else:
+        raise AudioError(name, f"{what} without audio data", INVALID)
+    if fmt is None:
+        raise AudioError(name, f"{what} without a format header", INVALID)
+    tag, channels, rate, _, _, bits = fmt
+    if not channels or not rate or bits not in (8, 16, 24, 32):
+        raise AudioError(name, f"{what} in an impossible format ({channels} channels, {rate} Hz, {bits} bits)",
+                         INVALID)
+    return WavLayout(tag, channels, rate, bits, pos + 8, size)
+
+
+def wav_duration_s(path: Path, name: str = "microphone") -> float:
+    """Seconds of audio in a WAV file, from its header and size (the data chunk is taken to end
+    at the file's end when its declared size says more)."""
+    with open(path, "rb") as f:
+        layout = wav_layout(f.read(WAV_HEADER_MAX), name, "a recording")
+    data = min(layout.data_bytes, Path(path).stat().st_size - layout.data_offset)
+    return max(0, data) // layout.frame_bytes / layout.rate
 
 
 @dataclass
@@ -102,11 +160,13 @@ class LiveView:
 
 @dataclass
 class Recording:
-    """A stopped session: its WAV (now the caller's to delete) and its live figures."""
+    """A stopped session: the WAV to save (now the caller's to delete) and its live figures."""
 
     path: Path
     duration_s: float
-    view: LiveView
+    view: LiveView  # view.lost_s: seconds recorded that are not in `path`
+    source: str = "stream"  # "browser": the page's own recording; "stream": the chunks the server received
+    streamed_s: float = 0.0  # seconds the stream delivered (the live updates' audio)
 
 
 @dataclass
@@ -141,12 +201,13 @@ class LiveSession:
     full: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def lost_s(self) -> float:
-        """Seconds recorded by the browser, by the chunks' arrival times, that are not in the stream."""
+    def lost_s(self, kept_s: float | None = None) -> float:
+        """Seconds recorded by the browser, by the chunks' arrival times, that are not in the
+        stream (or in a recording of kept_s seconds)."""
         if self.first_arrival is None or self.stream is None:
             return 0.0
         span = self.last_arrival - self.first_arrival + self.first_chunk_s
-        shortfall = span - self.stream.duration_s
+        shortfall = span - (self.stream.duration_s if kept_s is None else kept_s)
         return round(shortfall, 1) if shortfall > LOSS_TOLERANCE_S + LOSS_TOLERANCE_SHARE * span else 0.0
 
     def memory_bytes(self) -> int:
@@ -167,6 +228,7 @@ class LiveHub:
         self.spool_dir = Path(tempfile.mkdtemp(prefix="emotion-live-"))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.spool_dir), True)
         self._sessions: dict[str, LiveSession] = {}
+        self._gone: dict[str, float] = {}  # closed tabs (monotonic time): late chunks start no new session
         self._cond = threading.Condition()
         self._stopping = False
         self._worker = threading.Thread(target=self._work, name="live-model", daemon=True)
@@ -189,6 +251,8 @@ class LiveHub:
             session = self._sessions.get(key)
             if session is not None:
                 return session
+            if key in self._gone:  # a chunk that was on its way when the tab closed
+                raise LiveError("this recording has ended")
             if len(self._sessions) >= self.max_sessions:
                 raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment")
             # latest wins: of the windows one chunk makes due, only the newest keeps its samples;
@@ -289,19 +353,48 @@ class LiveHub:
         s = self._sessions.get(key)
         return s is None or s.seq > seen or (s.pending is None and not s.running)
 
-    def stop(self, key: str) -> Recording | None:
-        """End a session: its memory is freed and its WAV handed to the caller (None: no session)."""
+    def stop(self, key: str, browser_wav: Path | None = None) -> Recording | None:
+        """End a session: its memory is freed and the recording to save handed to the caller (None:
+        nothing recorded). browser_wav: the page's own recording of the session (live_recorder.js),
+        saved instead of the streamed chunks, which Gradio may have dropped, unless it is
+        unreadable or shorter than they are (then the chunks are saved and what they miss counted)."""
+        browser_s = self._browser_duration(browser_wav)
         session = self._remove(key)
-        if session is None:
-            return None
+        if session is None:  # stopped before a chunk arrived: the page's recording alone
+            if browser_s is None:
+                return None
+            empty = LiveView(0, 0.0, -120.0, False, None, [], 0, 0, 0, [])
+            return Recording(Path(browser_wav), browser_s, empty, "browser", 0.0)
         with self._cond:
             view = self._view(session, deliver=True)
-        duration = session.stream.duration_s
+        streamed = session.stream.duration_s
+        path, duration, source = session.spool_path, streamed, "stream"
+        if browser_s is not None and browser_s + LOSS_TOLERANCE_S < streamed:
+            log.warning("the page's recording (%.1f s) is shorter than the stream (%.1f s): the stream is saved",
+                        browser_s, streamed)
+        elif browser_s is not None:
+            path, duration, source = Path(browser_wav), browser_s, "browser"
+            session.spool_path.unlink(missing_ok=True)
+        view.lost_s = session.lost_s(duration)
         session.stream = None
-        return Recording(session.spool_path, duration, view) if session.spool_path.is_file() else None
+        return Recording(path, duration, view, source, streamed) if path.is_file() else None
 
-    def close(self, key: str) -> bool:
-        """Free a session at once (the tab closed or went quiet); its WAV is deleted."""
+    @staticmethod
+    def _browser_duration(browser_wav: Path | None) -> float | None:
+        if browser_wav is None:
+            return None
+        try:
+            return wav_duration_s(Path(browser_wav), "the page's own recording")
+        except (AudioError, OSError) as exc:
+            log.warning("the page's recording is not usable, the stream is saved: %s", exc)
+            return None
+
+    def close(self, key: str, gone: bool = False) -> bool:
+        """Free a session at once (the tab closed or went quiet); its WAV is deleted. gone: the tab
+        closed, so chunks still on their way (queued before it closed) start no new session."""
+        if gone:
+            with self._cond:
+                self._gone[key] = time.monotonic()
         session = self._remove(key)
         if session is not None:
             session.stream = None
@@ -349,6 +442,8 @@ class LiveHub:
         for key in quiet:
             log.info("live session %s sent nothing for %.0f s: freed", key, self.idle_s)
             self.close(key)
+        with self._cond:  # a closed tab's chunks have long arrived (or never will)
+            self._gone = {k: t for k, t in self._gone.items() if now - t <= self.idle_s}
         with self._cond:  # a stopped recording whose analysis never came (the tab closed between)
             live = {s.spool_path for s in self._sessions.values()}
         for path in self.spool_dir.glob("*.wav"):

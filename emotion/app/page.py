@@ -55,7 +55,7 @@ textarea { word-break: keep-all; }
 # answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
 # #too_large_btn, whose handler puts the reason in the result's place and the log.
 UPLOAD_GUARD_JS = """() => {
-  const limit = %d;
+  const limit = window.emotionUploadLimit = %d;  // also the Live recorder's (live_recorder.js)
   const guard = (files, event) => {
     const big = [...(files || [])].find(f => f.size > limit);
     if (!big) return;
@@ -71,9 +71,10 @@ UPLOAD_GUARD_JS = """() => {
 }"""
 
 
-def upload_guard_js(max_bytes: int) -> str:
-    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place."""
-    return UPLOAD_GUARD_JS % max_bytes
+def page_js(max_bytes: int) -> str:
+    """The page's start-up script (launch(js=...)): files over max_bytes are refused in place, and
+    the Live tab's own recorder is installed (live_page.RECORDER_JS)."""
+    return f"() => {{ ({UPLOAD_GUARD_JS % max_bytes})(); ({live_page.RECORDER_JS})(); }}"
 
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:

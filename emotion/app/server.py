@@ -41,7 +41,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
     the page in the browser's language. max_file_size: default MAX_UPLOAD_MB."""
     import gradio as gr
 
-    from .page import CSS, MAX_UPLOAD_MB, page_i18n, upload_guard_js
+    from .page import CSS, MAX_UPLOAD_MB, page_i18n, page_js
 
     max_file_size = max_file_size or f"{MAX_UPLOAD_MB}mb"
     kwargs = dict(
@@ -50,7 +50,7 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
         allowed_paths=[str(Path(output_root).resolve())],
         blocked_paths=[str(Path(models_root or MODELS_ROOT).resolve())],
         theme=gr.themes.Soft(), css=CSS, run_history=False, i18n=page_i18n(max_duration_s, MAX_UPLOAD_MB),
-        js=upload_guard_js(upload_limit_bytes(max_file_size)),
+        js=page_js(upload_limit_bytes(max_file_size)),
     )
     if auth:
         kwargs["auth"] = auth
