@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.serial  # timeouts and kills are timed
 
 from emotion import AudioError, Recognizer
 from emotion.audio import load_audio
@@ -44,6 +43,7 @@ def test_same_audio_as_in_process(decoder, audio_dir):
 
 
 @pytest.mark.parametrize("name,how", [("crash.wav", "signal 6"), ("exit.wav", "exit code 3")])
+@pytest.mark.serial  # timed
 def test_a_dying_decoder_costs_one_file(decoder, clip, name, how):
     before = pids(decoder)
     start = time.perf_counter()
@@ -55,6 +55,7 @@ def test_a_dying_decoder_costs_one_file(decoder, clip, name, how):
     assert pids(decoder).isdisjoint(before)  # by a fresh worker
 
 
+@pytest.mark.serial  # timed
 def test_a_hanging_decoder_is_killed_at_the_hard_timeout(decoder, clip):
     before = pids(decoder)
     start = time.perf_counter()

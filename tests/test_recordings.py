@@ -314,13 +314,13 @@ PEAK_MEMORY = textwrap.dedent("""
 
 
 def test_streaming_memory_does_not_grow_with_length(tmp_path):
-    """Ten minutes of 48 kHz stereo streamed in 10 s windows: the peak memory of 30 s; held whole
-    the same file costs hundreds of MB more (the check can fail).  Each in a fresh process."""
+    """Five minutes of 48 kHz stereo streamed in 10 s windows: the peak memory of 30 s; held whole
+    the same file costs over a hundred MB more (the check can fail).  Each in a fresh process."""
     rng = np.random.default_rng(0)
     short, long = tmp_path / "short.wav", tmp_path / "long.wav"
     sf.write(short, 0.1 * rng.standard_normal((30 * 48000, 2)).astype(np.float32), 48000, subtype="PCM_16")
     with sf.SoundFile(long, "w", 48000, 2, subtype="PCM_16") as fh:
-        for _ in range(20):
+        for _ in range(10):
             fh.write(0.1 * rng.standard_normal((30 * 48000, 2)).astype(np.float32))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -332,4 +332,4 @@ def test_streaming_memory_does_not_grow_with_length(tmp_path):
 
     base = peak_mb("stream", short)
     assert peak_mb("stream", long) - base < 30
-    assert peak_mb("whole", long) - base > 200
+    assert peak_mb("whole", long) - base > 100
