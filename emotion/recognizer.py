@@ -174,8 +174,6 @@ class Recognizer:
         e = np.exp(logits)
         return (e / e.sum(axis=-1, keepdims=True)).reshape(*x.shape[:-1], -1).astype(np.float32)
 
-    head_scores = scores  # the name earlier releases gave it
-
     # -- sources to results --------------------------------------------------------------------
 
     def analyse(self, clips: Sequence[Audio], granularity: str = "utterance") -> list[EmotionResult]:

@@ -60,6 +60,39 @@ class Window:
     clips: list[np.ndarray]  # (n,) float32 at 16 kHz, one per chosen channel (source.names)
 
 
+class WindowCutter:
+    """window_bounds' cuts, made as the audio arrives: push() 16 kHz pieces (one per channel) and
+    get the windows that are final (one window is held back while the end could still share it);
+    finish() gives the rest. Holds at most two windows and a piece. Every source that streams (a
+    file, a live recording) cuts with this."""
+
+    def __init__(self, window: int, channels: int = 1):
+        self.window = window
+        self.cut = 0  # samples given out in windows so far
+        self._held = [np.zeros(0, np.float32) for _ in range(channels)]
+
+    @property
+    def total(self) -> int:
+        """Samples pushed so far."""
+        return self.cut + len(self._held[0])
+
+    def _take(self, size: int) -> Window:
+        out = Window(self.cut, [h[:size].copy() for h in self._held])
+        self._held = [h[size:] for h in self._held]
+        self.cut += size
+        return out
+
+    def push(self, pieces: list[np.ndarray]) -> list[Window]:
+        self._held = [np.concatenate([h, p]) for h, p in zip(self._held, pieces)]
+        out = []
+        while len(self._held[0]) >= 2 * self.window:
+            out.append(self._take(self.window))
+        return out
+
+    def finish(self) -> list[Window]:
+        return [self._take(end - start) for start, end in window_bounds(len(self._held[0]), self.window)]
+
+
 @dataclass
 class Source:
     """What is known of an input, and its windows (windows() in subclasses)."""
@@ -156,32 +189,24 @@ class FileStream(Source):
         self.resample_ms += (time.perf_counter() - start) * 1000
         return out
 
-    def _cut(self, buffers: list[torch.Tensor], size: int) -> tuple[Window, list[torch.Tensor]]:
-        window = Window(self.samples, [b[:size].numpy().copy() for b in buffers])
-        self.samples += size
-        return window, [b[size:].clone() for b in buffers]
-
     def windows(self) -> Iterator[Window]:
         """The windows, in order; warnings and duration_s are complete once they are exhausted."""
-        window = int(self.window_s * SAMPLE_RATE)
-        buffers = [torch.zeros(0) for _ in self.names]
+        cutter = WindowCutter(int(self.window_s * SAMPLE_RATE), len(self.names))
         clock = time.perf_counter()
         with self._reader:
             for pieces in self._resampled():
-                buffers = [torch.cat([b, p]) for b, p in zip(buffers, pieces)]
-                while len(buffers[0]) >= 2 * window:  # keep one back: the last two are shared
-                    cut, buffers = self._cut(buffers, window)
+                for cut in cutter.push([p.numpy() for p in pieces]):
+                    self.samples = cutter.cut
                     self.decode_ms += (time.perf_counter() - clock) * 1000
                     yield cut
                     clock = time.perf_counter()
                     self._reader.restart_clock()
         self._reader.check_decoded()
-        rest = len(buffers[0])
-        check_length(self.name, self.samples + rest, SAMPLE_RATE)
+        check_length(self.name, cutter.total, SAMPLE_RATE)
         self.warnings = self._reader.warnings()
         self.decode_ms += (time.perf_counter() - clock) * 1000
-        for start, end in window_bounds(rest, window):
-            cut, buffers = self._cut(buffers, end - start)
+        for cut in cutter.finish():
+            self.samples = cutter.cut
             yield cut
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from .defaults import STREAM_HOP_S as HOP_S, STREAM_WINDOW_S as WINDOW_S  # noqa
 from .errors import FORMAT_CHANGE, INVALID, TOO_LONG, EmotionError
 from .labels import Label
 from .resample import StreamResampler
-from .sources import Source, window_bounds
+from .sources import Source, Window, WindowCutter
 
 MIN_WINDOW = int(MIN_DURATION_S * SAMPLE_RATE)  # the first update waits for this much audio
 VAD_BLOCK = 512  # samples per Silero VAD step at 16 kHz (32 ms)
@@ -88,9 +88,9 @@ class SpeechGate:
 
 
 class _Tape:
-    """16 kHz samples by absolute position: all of them, or only the newest `keep`."""
+    """16 kHz samples by absolute position: the newest `keep` of them."""
 
-    def __init__(self, keep: int | None = None):
+    def __init__(self, keep: int):
         self.keep = keep
         self._data = np.zeros(SAMPLE_RATE, np.float32)
         self.start = 0  # absolute position of _data[0]
@@ -105,16 +105,15 @@ class _Tape:
         return self._data.nbytes
 
     def append(self, x: np.ndarray, hold_from: int | None = None) -> None:
-        """Add x at the end; with `keep`, drop what is older than the newest `keep` samples, but
-        nothing from hold_from on (what windows not yet read still need)."""
-        if self.keep is not None:
-            start = max(self.start, self.end + len(x) - self.keep)  # the new oldest position kept
-            if hold_from is not None:
-                start = min(start, max(self.start, hold_from))
-            old = max(0, self.end - start)  # held samples that stay
-            x = x[max(0, start - self.end):]
-            self._data[:old] = self._data[self._len - old:self._len]
-            self.start, self._len = start, old
+        """Add x at the end, dropping what is older than the newest `keep` samples, but nothing
+        from hold_from on (what windows not yet read still need)."""
+        start = max(self.start, self.end + len(x) - self.keep)  # the new oldest position kept
+        if hold_from is not None:
+            start = min(start, max(self.start, hold_from))
+        old = max(0, self.end - start)  # held samples that stay
+        x = x[max(0, start - self.end):]
+        self._data[:old] = self._data[self._len - old:self._len]
+        self.start, self._len = start, old
         if self._len + len(x) > len(self._data):
             grown = np.zeros(max(2 * len(self._data), self._len + len(x)), np.float32)
             grown[: self._len] = self._data[: self._len]
@@ -148,7 +147,7 @@ def to_float(chunk, name: str = "stream") -> np.ndarray:
 class ChunkStream:
     """Chunks at one source rate in, 16 kHz mono out, and the ends of the windows that are due.
 
-    keep_s: seconds of 16 kHz audio held (None: all of it, for finish()); at least the window.
+    keep_s: seconds of 16 kHz audio held (None: the window and a hop); at least the window.
     max_s: the longest input taken, in seconds (None: no cap)."""
 
     def __init__(self, sample_rate: int, window_s: float = WINDOW_S, hop_s: float = HOP_S, vad=True,
@@ -163,7 +162,7 @@ class ChunkStream:
         self.channels: int | None = None
         self.level_db = -math.inf  # loudness of the newest chunk
         self.resampler = StreamResampler(self.rate)
-        self.tape = _Tape(None if keep_s is None else max(self.window_len, round(keep_s * SAMPLE_RATE)))
+        self.tape = _Tape(max(self.window_len, round((keep_s or window_s + hop_s) * SAMPLE_RATE)))
         self.gate = SpeechGate(horizon_s=window_s + 2 * hop_s) if vad is True else (vad or None)
         self._next = self.hop_len
         self.newest = np.zeros(0, np.float32)  # the 16 kHz samples the last push or flush gave
@@ -281,23 +280,19 @@ class WholeRecording:
         self.recognizer = recognizer
         self.source = Source(name, rate, 1, ["mix"], window_s=recognizer.opener.window_s)
         [self.tally] = recognizer.tallies(self.source, granularity)
-        self.window = int(self.source.window_s * SAMPLE_RATE)
-        self._held = np.zeros(0, np.float32)
+        self.cutter = WindowCutter(int(self.source.window_s * SAMPLE_RATE))
 
     def add(self, samples: np.ndarray) -> None:
-        self._held = np.concatenate([self._held, samples])
-        while len(self._held) >= 2 * self.window:  # keep one back: the last two share what is left
-            self._score(self.window)
+        self._score(self.cutter.push([samples]))
 
-    def _score(self, size: int) -> None:
-        self.recognizer.score_windows([(self.tally, self.source.samples, self._held[:size])])
-        self.source.samples += size
-        self._held = self._held[size:]
+    def _score(self, windows: list[Window]) -> None:
+        for w in windows:  # one at a time, as they complete
+            self.recognizer.score_windows([(self.tally, w.offset, w.clips[0])])
+        self.source.samples = self.cutter.cut
 
     def result(self, channels: int, warnings: list[str]):
-        check_length(self.source.name, self.source.samples + len(self._held), SAMPLE_RATE)  # recognize's refusal
-        for start, end in window_bounds(len(self._held), self.window):
-            self._score(end - start)
+        check_length(self.source.name, self.cutter.total, SAMPLE_RATE)  # recognize's refusal
+        self._score(self.cutter.finish())
         self.source.channels, self.source.warnings = channels, list(warnings)
         return self.recognizer.result(self.tally)
 
@@ -319,7 +314,7 @@ class StreamingRecognizer:
                  vad=True, latest_only: bool = False, name: str = "stream", max_s: float | None = MAX_DURATION_S,
                  keep_s: float | None = None, granularity: str = "utterance", whole: bool = True):
         self.recognizer = recognizer
-        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, keep_s or window_s + hop_s, max_s, name)
+        self.stream = ChunkStream(sample_rate, window_s, hop_s, vad, keep_s, max_s, name)
         self.whole = WholeRecording(recognizer, name, self.stream.rate, granularity) if whole else None
         self.latest_only = latest_only
         self.skipped = 0

@@ -241,7 +241,7 @@ def zero_shot(recognizer, truth: list[str], x: np.ndarray) -> dict | None:
     keep = [i for i, m in enumerate(mapped) if m in keys]
     if not keep:
         return None
-    probs = recognizer.head_scores(x[keep])
+    probs = recognizer.scores(x[keep])
     used = sorted({mapped[i] for i in keep}, key=keys.index)
     allowed = np.array([k in used for k in keys])
     full = evaluate([mapped[i] for i in keep], [keys[j] for j in probs.argmax(1)], keys)
