@@ -109,7 +109,7 @@ def table_cells(markup: str) -> tuple[list[str], list[list[str]]]:
     return parser.rows[0], parser.rows[1:]
 
 
-VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "player", "dl_json", "dl_embedding",
+VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "speakers", "player", "dl_json", "dl_embedding",
         "dl_audio", "log", "json", "status"]
 
 
