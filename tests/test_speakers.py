@@ -22,6 +22,7 @@ import soundfile as sf
 
 from emotion.audio import SAMPLE_RATE, Audio, load_audio
 from emotion.errors import AudioError
+from emotion.labels import CHINESE
 from tests.voices import join
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,33 +202,11 @@ def test_cli_recognize_and_batch_with_speakers(conversation, tiny_model, tmp_pat
     assert all(float(r["end"]) > float(r["start"]) for r in rows[:-1])
 
 
-def _cells(markup: str) -> list[list[str]]:
-    """Every row's cells (header row first) of each html table in `markup`, tables one after another."""
-    from html.parser import HTMLParser
+def _tables(markup: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each html table's header and body cells, in order."""
+    from tests.test_app import table_cells
 
-    class Cells(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.rows, self.cell = [], None
-
-        def handle_starttag(self, tag, attrs):
-            if tag == "tr":
-                self.rows.append([])
-            elif tag in ("td", "th"):
-                self.cell = ""
-
-        def handle_endtag(self, tag):
-            if tag in ("td", "th"):
-                self.rows[-1].append(" ".join(self.cell.split()))
-                self.cell = None
-
-        def handle_data(self, data):
-            if self.cell is not None:
-                self.cell += data
-
-    parser = Cells()
-    parser.feed(markup)
-    return parser.rows
+    return [table_cells(part) for part in markup.split("</table>")[:-1]]
 
 
 def _shown(outcome, lang: str) -> dict:
@@ -278,27 +257,33 @@ def test_web_service_speakers(tiny_recognizer, diarizer, conversation, lines, tm
     expected = recognize_speakers(tiny_recognizer, conv, "auto", DEFAULT_MAX_SPEAKERS, diarizer=diarizer).to_dict()
     assert saved["speakers"] == json.loads(json.dumps(expected))
     assert saved["speakers"]["count"] == 2 and len(talk.channels) == 1
+    from emotion.app.handlers import result_values
+
+    reopened = result_values(saved, talk.folder, None, "en")  # History shows the saved result.json
+    assert _shown(talk, "en")["speakers"] == reopened[5]["value"]
     for lang, two, speaker in (("en", "2 speakers", "Speaker"), ("zh", "2 位说话人", "说话人")):
         shown = _shown(talk, lang)
         assert two in shown["headline"] and two in shown["log"]
         block = shown["speakers"]
         assert block.count('class="lane" data-speaker=') == 2 and block.count('class="turn"') == 4
-        rows = _cells(block)
-        summary, turns = rows[:3], rows[3:]
-        assert summary[0][0] == speaker and [r[0] for r in summary[1:]] == ["S1", "S2"]
-        for row, s in zip(summary[1:], saved["speakers"]["speakers"]):
-            assert row[1] == f"{s['speaking_s']:.1f}" and row[2] == f"{100 * s['share']:.0f}"
-            assert row[3].endswith(f"{100 * s['confidence']:.1f}%") and "→" in row[4]
-        assert [r[2] for r in turns[1:]] == ["S1", "S2", "S1", "S2"]
-        for row, (start, end) in zip(turns[1:], where):
-            assert abs(float(row[0]) - start) < BOUNDARY_TOLERANCE_S and abs(float(row[1]) - end) < BOUNDARY_TOLERANCE_S
-    assert "happy" not in _cells(_shown(talk, "zh")["speakers"])[4][3]  # emotions in the page's language
+        (head, summary), (_, turns) = _tables(block)
+        assert head[0] == speaker and [r[0] for r in summary] == ["S1", "S2"]
+        for row, s in zip(summary, saved["speakers"]["speakers"]):
+            assert row[1].split()[0] == f"{s['speaking_s']:.1f}" and row[1].endswith(f"{100 * s['share']:.0f}%")
+            assert row[2].endswith(f"{100 * s['confidence']:.1f}%") and "→" in row[3]
+        assert [r[2] for r in turns] == ["S1", "S2", "S1", "S2"]
+        for row, (start, end) in zip(turns, where):
+            assert abs(float(row[0]) - start) < BOUNDARY_TOLERANCE_S
+            assert abs(float(row[1]) - end) < BOUNDARY_TOLERANCE_S
+    turns_zh = _tables(_shown(talk, "zh")["speakers"])[1][1]
+    assert all(r[3].split()[1] in CHINESE.values() for r in turns_zh), turns_zh
 
     assert json.loads((alone.folder / "result.json").read_text())["speakers"]["count"] == 1
     shown = _shown(alone, "en")
     assert "1 speaker" in shown["headline"] and "One voice was heard" in shown["speakers"]
     assert shown["speakers"].count('class="lane" data-speaker=') == 1
 
+    assert "silent" in _shown(quiet, "en")["headline"]
     for lang, words in (("en", "no speech: the voice activity detector found none in silence.wav (3.0 s)"),
                         ("zh", "没有语音：语音活动检测在 silence.wav（3.0 秒）中没有发现语音")):
         shown = _shown(quiet, lang)

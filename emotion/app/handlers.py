@@ -57,8 +57,9 @@ def result_values(data: dict, folder: Path | None, request_ms: float | None, lan
 
 
 def result_headline(data: dict, lang: str) -> str:
-    """render.headline, with the speakers found ("2 speakers", "no speech") when they were asked for."""
-    found = render_speakers.count_text(data, lang)
+    """render.headline, with the speakers found ("2 speakers", "no speech") when they were asked for
+    (a silent clip's headline says so already)."""
+    found = None if render.is_silent(data) else render_speakers.count_text(data, lang)
     return render.headline(data, lang) + (f" · **{found}**" if found else "")
 
 

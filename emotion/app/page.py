@@ -49,7 +49,10 @@ textarea { word-break: keep-all; }
                             .reading-table th, .reading-table td { padding: 4px 5px; } }
 /* a chart fits its box, whatever its legend needs (Vega fits the plot to the box's width) */
 [id$="timeline_plot"] { contain: inline-size; overflow: hidden; }
+/* a long clip's waveform (about 20 px a second) scrolls inside the player instead of widening the page */
+[id$="processed_audio"] { contain: inline-size; overflow: hidden; }
 .reading-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.reading-table td.num { overflow-wrap: normal; white-space: nowrap; }  /* "19.04", never "19.0 / 4" */
 .hidden-trigger { display: none !important; }
 /* who spoke when: a lane per speaker, a turn a bar coloured by its emotion (render_speakers) */
 .speaker-lanes { margin: 4px 0 12px; font-size: 14px; }
@@ -66,6 +69,7 @@ textarea { word-break: keep-all; }
 .speaker-lanes .lane-legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
                                 margin-right: 4px; vertical-align: -1px; }
 .speakers-block .reading-table { margin-bottom: 12px; }
+@media (max-width: 480px) { .speakers-block .reading-table th, .speakers-block .reading-table td { padding: 4px 4px; } }
 .speakers-none { font-size: 16px; font-weight: 600; }
 """ + live_page.LIVE_CSS
 # A file over the upload limit is refused in the browser before it is sent (the server would

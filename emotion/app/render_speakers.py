@@ -107,7 +107,7 @@ def _lanes(found: dict, duration: float, lang: str) -> str:
 
 
 def summary_table(found: dict, lang: str) -> str:
-    """A row per speaker: who, speaking time, share, emotion and confidence, first → last third."""
+    """A row per speaker: who, speaking time and share, emotion and confidence, first → last third."""
     rows = []
     for s in found["speakers"]:
         felt = emotion_short(s["emotion"], lang)
@@ -116,19 +116,22 @@ def summary_table(found: dict, lang: str) -> str:
         change = s.get("change") or {}
         first, last = change.get("first_third"), change.get("last_third")
         moved = " → ".join(emotion_short(k, lang) if k else "–" for k in (first, last))
-        rows.append([speaker_name(s["speaker"], lang), f"{float(s['speaking_s']):.1f}",
-                     f"{100 * float(s['share']):.0f}", felt, moved])
-    columns = [t(c, lang) for c in ("col_speaker", "col_speaking", "col_share", "col_result", "col_change")]
-    return html_table(t("speaker_summary", lang), columns, rows, numeric=(1, 2))
+        speaking = t("speaking", lang, seconds=float(s["speaking_s"]), share=100 * float(s["share"]))
+        rows.append([speaker_name(s["speaker"], lang), speaking, felt, moved])
+    # four columns, speaking time and share in one: the table fits a 390 px phone
+    columns = [t(c, lang) for c in ("col_speaker", "col_speaking", "col_result", "col_change")]
+    return html_table(t("speaker_summary", lang), columns, rows)
 
 
 def turns_table(found: dict, lang: str) -> str:
-    """A row per turn: start, end, speaker, emotion, confidence."""
+    """A row per turn: start, end, speaker, emotion and confidence (one column, as in the batch
+    table: five columns do not fit a 390 px phone)."""
     rows = [[f"{float(x['start']):.2f}", f"{float(x['end']):.2f}", speaker_name(x["speaker"], lang),
-             emotion_short(x["emotion"], lang),
-             "" if x.get("confidence") is None else f"{100 * float(x['confidence']):.1f}"] for x in found["turns"]]
-    columns = [t(c, lang) for c in ("col_start", "col_end", "col_speaker", "col_emotion", "col_confidence")]
-    return html_table(t("speaker_turns", lang), columns, rows, numeric=(0, 1, 4))
+             emotion_short(x["emotion"], lang)
+             + ("" if x.get("confidence") is None else f" · {100 * float(x['confidence']):.1f}%")]
+            for x in found["turns"]]
+    columns = [t(c, lang) for c in ("col_start", "col_end", "col_speaker", "col_result")]
+    return html_table(t("speaker_turns", lang), columns, rows, numeric=(0, 1))
 
 
 def speakers_html(data: dict, lang: str) -> str | None:
@@ -138,7 +141,8 @@ def speakers_html(data: dict, lang: str) -> str | None:
     if found is None:
         return None
     if not found.get("speakers"):
-        return f'<div class="speakers-block"><p class="speakers-none">{html.escape(no_speech_text(data, lang))}</p></div>'
+        reason = html.escape(no_speech_text(data, lang))
+        return f'<div class="speakers-block"><p class="speakers-none">{reason}</p></div>'
     duration = float(data.get("input", {}).get("duration_s", 0.0))
     note = ""
     if len(found["speakers"]) == 1:

@@ -43,7 +43,7 @@ def result_view(prefix: str = "") -> ResultView:
     # the log right under the headline: it stays in place when a result fills the column below
     log = gr.Textbox(label=L("log"), lines=4, max_lines=8, interactive=False, elem_id=f"{prefix}process_log")
     # who felt what (a request with speakers): the answer asked for, so first under the log
-    speakers = gr.HTML(visible=False, elem_id=f"{prefix}speakers_html")
+    speakers = gr.HTML(visible=False, padding=False, elem_id=f"{prefix}speakers_html")  # its tables need the width
     scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
                       elem_id=f"{prefix}scores_label")
     timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
