@@ -301,3 +301,26 @@ def test_web_service_speakers(tiny_recognizer, diarizer, conversation, lines, tm
     assert not bad.ok and "conversation.wav" in bad.error and "'nine'" in bad.error
     assert not tiny.ok and "blip.wav" in tiny.error and "too short" in tiny.error
     assert plain.ok and plain.result.speakers is None and _shown(plain, "en")["speakers"] is None
+
+
+def test_web_service_speakers_fault_costs_one_request(tiny_recognizer, tmp_path):
+    """A diarizer that fails (a fault, or the speakers extra missing) gives that request its
+    file's name and a reason; the next request without speakers is served as before."""
+    from emotion.app.service import NO_SPEAKERS_PACKAGE, NOT_ANALYSED, WebService
+    from tests.media import write_wav
+
+    class Failing:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def diarize(self, *args, **kwargs):
+            raise self.exc
+
+    clip = write_wav(tmp_path / "talk.wav", 2.0, 16000, seed=5)
+    for exc, reason in ((RuntimeError("encoder broke"), NOT_ANALYSED),
+                        (ImportError("No module named 'resemblyzer'"), NO_SPEAKERS_PACKAGE)):
+        service = WebService(tiny_recognizer, tmp_path / "outputs", diarizer=Failing(exc))
+        [failed] = service.serve([clip], ["utterance"], [False], speakers=["auto"])
+        assert failed.error == f"talk.wav: {reason}"
+        [plain] = service.serve([clip], ["utterance"], [False])
+        assert plain.ok and plain.result.speakers is None

@@ -236,10 +236,11 @@ class WebService:
             return AudioError(name, NO_SPEAKERS_PACKAGE)
         except AudioError as exc:
             return exc
-        except EmotionError as exc:
-            if not isinstance(exc, BusyError):
-                log.error("analysing %s by speaker failed: %s", name, exc)
-            return AudioError(name, str(exc) if isinstance(exc, BusyError) else NOT_ANALYSED)
+        except BusyError as exc:
+            return AudioError(name, str(exc))
+        except Exception:  # a fault in the VAD or the speaker encoder costs this request, not the page
+            log.exception("analysing %s by speaker failed", name)
+            return AudioError(name, NOT_ANALYSED)
         return analysis.result
 
     def _save(self, name: str, res, embedding: bool, owner: str | None, start: float,
