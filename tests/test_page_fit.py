@@ -323,6 +323,10 @@ def speakers_fit(page, viewport) -> None:
         return [...t.querySelectorAll('.turn')].map(b => b.getBoundingClientRect())
             .filter(b => b.left < r.left - 1 || b.right > r.right + 1 || b.width < 1); })""")
     assert not outside, f"turn bars outside their lane: {outside}"
+    ticks = page.locator("#speakers_html .lane-ticks").evaluate("""a => { const r = a.getBoundingClientRect();
+        return [...a.children].map(s => s.getBoundingClientRect())
+            .filter(s => s.left < r.left - 1 || s.right > r.right + 1 || s.height > 20).length; }""")
+    assert ticks == 0, "a time label of the lanes' axis is outside the axis or broken across lines"
     headers_unbroken(page, "#speakers_html")
 
 

@@ -60,10 +60,14 @@ textarea { word-break: keep-all; }
 .speaker-lanes .lane { display: flex; align-items: center; gap: 6px; margin: 3px 0; }
 .speaker-lanes .lane-name { flex: 0 0 3.2em; overflow-wrap: normal; word-break: keep-all; }
 .speaker-lanes .lane-track { position: relative; flex: 1 1 auto; height: 22px; border-radius: 4px;
-                             background: var(--background-fill-secondary); overflow: hidden; }
+                             background: var(--neutral-100, #f3f4f6); overflow: hidden; }
 .speaker-lanes .turn { position: absolute; top: 2px; bottom: 2px; min-width: 2px; border-radius: 3px; }
-.speaker-lanes .lane-ticks { flex: 1 1 auto; display: flex; justify-content: space-between; font-size: 12px;
+/* each second's label under its place on the axis (the first and the last inside the track) */
+.speaker-lanes .lane-ticks { position: relative; flex: 1 1 auto; height: 1.4em; font-size: 12px;
                              color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.speaker-lanes .lane-ticks span { position: absolute; top: 0; white-space: nowrap; transform: translateX(-50%); }
+.speaker-lanes .lane-ticks span:first-child { transform: none; }
+.speaker-lanes .lane-ticks span:last-child { transform: translateX(-100%); }
 .speaker-lanes .lane-axis .lane-name { font-size: 12px; color: var(--body-text-color-subdued); }
 .speaker-lanes .lane-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; font-size: 13px; }
 .speaker-lanes .lane-legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px;

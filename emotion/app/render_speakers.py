@@ -96,7 +96,8 @@ def _lanes(found: dict, duration: float, lang: str) -> str:
                         f'title="{html.escape(tip)}"></span>')
         rows.append(f'<div class="lane" data-speaker="{html.escape(who)}"><span class="lane-name">'
                     f'{html.escape(speaker_name(who, lang))}</span><div class="lane-track">{"".join(bars)}</div></div>')
-    ticks = "".join(f"<span>{span * i / AXIS_TICKS:.0f}</span>" for i in range(AXIS_TICKS + 1))
+    ticks = "".join(f'<span style="left:{100 * i / AXIS_TICKS:g}%">{span * i / AXIS_TICKS:.0f}</span>'
+                    for i in range(AXIS_TICKS + 1))
     rows.append(f'<div class="lane lane-axis"><span class="lane-name">{html.escape(t("seconds_short", lang))}'
                 f'</span><div class="lane-ticks">{ticks}</div></div>')
     heard = dict.fromkeys(x["emotion"] for x in found["turns"])
