@@ -381,6 +381,7 @@ def test_speakers_who_felt_what(browser, app_url, conversation, calls, size, lan
         upload(page, calls["stereo"])
         page.locator("#channels label").nth(3).click()  # each
         text = analyse(page)
+        assert ("2 位说话人" if zh else "2 speakers") in text and "stereo call.wav" in text, text
         sides = ["左", "右"] if zh else ["left", "right"]
         page.wait_for_function("([s]) => [...document.querySelectorAll('#speakers_html .lane-name')]"
                                ".map(e => e.innerText.trim()).join(',').startsWith(s)", arg=[",".join(sides)])
