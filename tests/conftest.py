@@ -101,3 +101,34 @@ def batch_inputs(tmp_path_factory, audio_dir) -> Path:
     write_wav(d / "too_short.wav", 0.05, 16000)
     (d / "notes.txt").write_text("not audio, not an audio extension: ignored")
     return d
+
+
+@pytest.fixture(scope="session")
+def lines(tmp_path_factory) -> list:
+    """The four lines of tests/voices.py's conversation, each as 16 kHz samples."""
+    from tests.voices import LINES, say
+
+    folder = tmp_path_factory.mktemp("espeak")
+    return [say(folder, n, voice, text) for n, (voice, text) in enumerate(LINES)]
+
+
+@pytest.fixture(scope="session")
+def conversation(lines, tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
+    """Two voices, A-B-A-B with pauses, as a wav file, and where each line lies."""
+    import soundfile as sf
+
+    from emotion.audio import SAMPLE_RATE
+    from tests.voices import join
+
+    samples, where = join(lines)
+    path = tmp_path_factory.mktemp("conversation") / "conversation.wav"
+    sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
+    return path, where
+
+
+@pytest.fixture(scope="session")
+def diarizer():
+    """One Diarizer (the VAD and the speaker encoder) for every speaker test."""
+    from emotion.speakers.diarize import Diarizer
+
+    return Diarizer()

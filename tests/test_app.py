@@ -109,7 +109,7 @@ def table_cells(markup: str) -> tuple[list[str], list[list[str]]]:
     return parser.rows[0], parser.rows[1:]
 
 
-VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "player", "dl_json", "dl_embedding",
+VIEW = ["headline", "tendencies", "scores", "timeline", "segments", "speakers", "player", "dl_json", "dl_embedding",
         "dl_audio", "log", "json", "status"]
 
 
@@ -308,6 +308,13 @@ def test_analyse_api_returns_the_result_json(serve, tiny_recognizer, clip, granu
     assert max(abs(result["scores"][k] - v) for k, v in ref.scores.items()) < 1e-6
     assert (out / result["saved"] / "result.json").is_file()
     assert ("frames" in result) == (granularity == "frame")
+    if granularity == "utterance":  # the speakers choice, fifth: the section of `recognize --speakers`
+        talk = Client(url, verbose=False).predict(handle_file(str(clip)), granularity, False, "mix", "auto",
+                                                  api_name="/analyse")
+        saved = json.loads((out / talk["saved"] / "result.json").read_text())
+        assert talk["speakers"] == saved["speakers"] and saved["speakers"]["requested"] == "auto"
+        assert saved["speakers"]["count"] == len(saved["speakers"]["speakers"])
+        assert "speakers" not in result
 
 
 def test_coalesced_requests_each_get_their_own_answer(serve, tiny_recognizer, audio_dir, tmp_path):

@@ -1,8 +1,9 @@
 """The page as a user meets it, in Chromium at phone (390x844) and desktop (1366x900) sizes and in
 both languages: everything fits the screen (batch and frame results), each channel has its own
 full view, every text is in the page's language, an upload over the size limit says why in the
-result's place, the layout does not jump, and the small things (example hint, history shown at
-once). One server for the module; screenshots in test-artifacts/ (fit_*.png)."""
+result's place, the layout does not jump, the speakers of a two-voice conversation (lanes,
+summary, turns, "no speech", a stereo call's sides), and the small things (example hint, history
+shown at once). One server for the module; screenshots in test-artifacts/ (fit_*.png)."""
 
 from __future__ import annotations
 
@@ -283,4 +284,111 @@ def test_each_channel_has_its_own_view(browser, app_url, stereo, size, lang):  #
     page.wait_for_timeout(500)
     entries = page.locator("#history_dd").inner_text() + " ".join(page.locator("ul[role=listbox] li").all_inner_texts())
     assert left in entries and right in entries, entries
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory, lines):
+    """A stereo call of the two voices (one a side) and 3 s of silence, beside the conftest's
+    two-voice `conversation`."""
+    from emotion.audio import SAMPLE_RATE
+    from tests.voices import join
+
+    folder = tmp_path_factory.mktemp("fit-speakers")
+    left, _ = join([lines[0], np.zeros_like(lines[1]), lines[2], np.zeros_like(lines[3])])
+    right, _ = join([np.zeros_like(lines[0]), lines[1], np.zeros_like(lines[2]), lines[3]])
+    sf.write(folder / "stereo call.wav", np.stack([left, right], axis=1), SAMPLE_RATE)
+    sf.write(folder / "silence.wav", np.zeros(3 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    return {"stereo": folder / "stereo call.wav", "silence": folder / "silence.wav"}
+
+
+def choose_speakers(page, label: str) -> None:
+    """Pick an entry of the Analyse tab's speakers list."""
+    page.locator("#speakers input").click()
+    page.get_by_role("option", name=label, exact=True).click()
+    page.wait_for_function("([l]) => document.querySelector('#speakers input').value === l", arg=[label])
+
+
+def speakers_fit(page, viewport) -> None:
+    """The speakers block inside the screen: the lanes' bars inside their tracks, each table as
+    wide as its box and never wider, headers never broken inside a word."""
+    no_wider_than_the_screen(page, viewport)
+    block = page.locator("#speakers_html").bounding_box()
+    assert block["x"] >= 0 and block["x"] + block["width"] <= viewport["width"], block
+    for box, inner in page.locator("#speakers_html table").evaluate_all(
+            "ts => ts.map(t => [t.parentElement.clientWidth, t.scrollWidth])"):
+        assert inner <= box + 1, f"a speakers table is {inner} px wide in a {box} px box"
+    outside = page.locator("#speakers_html .lane-track").evaluate_all("""ts => ts.flatMap(t => {
+        const r = t.getBoundingClientRect();
+        return [...t.querySelectorAll('.turn')].map(b => b.getBoundingClientRect())
+            .filter(b => b.left < r.left - 1 || b.right > r.right + 1 || b.width < 1); })""")
+    assert not outside, f"turn bars outside their lane: {outside}"
+    ticks = page.locator("#speakers_html .lane-ticks").evaluate("""a => { const r = a.getBoundingClientRect();
+        return [...a.children].map(s => s.getBoundingClientRect())
+            .filter(s => s.left < r.left - 1 || s.right > r.right + 1 || s.height > 20).length; }""")
+    assert ticks == 0, "a time label of the lanes' axis is outside the axis or broken across lines"
+    headers_unbroken(page, "#speakers_html")
+
+
+@pytest.mark.parametrize("size,lang", [("phone", "en"), ("phone", "zh"), ("desktop", "zh")])
+def test_speakers_who_felt_what(browser, app_url, conversation, calls, size, lang):  # noqa: F811
+    """Speakers "auto" on two espeak-ng voices: two lanes with the four turns in order, a summary
+    row per speaker and a row per turn, in the page's language, inside a phone's screen as a
+    desktop's (both languages on the phone, where the tables are tightest). Then on a phone
+    silence says "no speech" in place; on a desktop a stereo call with channels "each" has the two
+    sides as its speakers (no second view)."""
+    viewport = SIZES[size]
+    zh = lang == "zh"
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    path, where = conversation
+    upload(page, path)
+    choose_speakers(page, "自动" if zh else "auto")
+    text = analyse(page)
+    assert ("2 位说话人" if zh else "2 speakers") in text, text
+    page.locator("#speakers_html .speaker-lanes").wait_for()
+    lanes = page.locator("#speakers_html .lane[data-speaker]")
+    assert lanes.count() == 2 and lanes.locator(".turn").count() == 4
+    assert [lanes.nth(i).locator(".turn").count() for i in range(2)] == [2, 2]
+    # the bars lie where the turns are: A-B-A-B along the time axis
+    bars = sorted((b["x"], name) for i, name in enumerate(("S1", "S2"))
+                  for b in (t.bounding_box() for t in lanes.nth(i).locator(".turn").all()))
+    assert [name for _, name in bars] == ["S1", "S2", "S1", "S2"], bars
+    tables = page.locator("#speakers_html table")
+    assert tables.count() == 2
+    summary = [r.split("\t")[0].strip() for r in tables.nth(0).locator("tbody tr").all_inner_texts()]
+    assert summary == ["S1", "S2"], summary
+    turns = [r.split("\t") for r in tables.nth(1).locator("tbody tr").all_inner_texts()]
+    assert [r[2].strip() for r in turns] == ["S1", "S2", "S1", "S2"], turns
+    for row, (start, _) in zip(turns, where):
+        assert abs(float(row[0]) - start) < 0.5, (row, start)
+    block = page.locator("#speakers_html").inner_text()
+    words = {"en": ("Who felt what", "Turns", "Speaker"), "zh": ("谁有什么情感", "发言轮次", "说话人")}
+    ours, theirs = words[lang], words["en" if zh else "zh"]
+    assert all(w in block for w in ours) and not any(w in block for w in theirs), block
+    speakers_fit(page, viewport)
+    shot(page, f"speakers_{size}_{lang}")
+    if size == "phone":
+        upload(page, calls["silence"])
+        text = analyse(page)
+        reason = "没有语音：语音活动检测在 silence.wav" if zh else "no speech: the voice activity detector found none"
+        page.wait_for_function("([r]) => document.querySelector('#speakers_html').innerText.includes(r)",
+                               arg=[reason])
+        assert ("静音" if zh else "silent") in text, text  # the whole clip's headline says so too
+        assert page.locator("#speakers_html table, #speakers_html .lane").count() == 0
+        no_wider_than_the_screen(page, viewport)
+        shot(page, f"speakers_none_{size}_{lang}")
+    else:
+        upload(page, calls["stereo"])
+        page.locator("#channels label").nth(3).click()  # each
+        text = analyse(page)
+        assert ("2 位说话人" if zh else "2 speakers") in text and "stereo call.wav" in text, text
+        sides = ["左", "右"] if zh else ["left", "right"]
+        page.wait_for_function("([s]) => [...document.querySelectorAll('#speakers_html .lane-name')]"
+                               ".map(e => e.innerText.trim()).join(',').startsWith(s)", arg=[",".join(sides)])
+        assert page.locator("#speakers_html .lane[data-speaker]").count() == 2
+        assert not page.locator("#second_channel").is_visible()  # the sides are speakers, not two results
+        log = page.locator("#process_log textarea").input_value()
+        assert ("每个声道一位说话人" if zh else "one speaker per channel") in log, log
+        speakers_fit(page, viewport)
+        shot(page, f"speakers_each_{size}_{lang}")
     context.close()

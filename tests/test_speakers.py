@@ -1,5 +1,6 @@
-"""Who felt what: speaker turns on a conversation of two synthetic voices (espeak-ng), an emotion
-per turn, a summary per speaker, and the inputs that have no conversation in them.
+"""Who felt what: speaker turns on a conversation of two synthetic voices (espeak-ng, made by
+tests/voices.py; the `conversation` fixture is conftest.py's), an emotion per turn, a summary per
+speaker, the inputs that have no conversation in them, and the web service's speakers requests.
 
 espeak-ng comes from Debian (tests/browser_setup.sh installs it); without it these tests are
 skipped, unless EMOTION_REQUIRE_BROWSER=1, where they fail.  The emotion model is the tiny
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,70 +22,11 @@ import soundfile as sf
 
 from emotion.audio import SAMPLE_RATE, Audio, load_audio
 from emotion.errors import AudioError
+from emotion.labels import CHINESE
+from tests.voices import join
 
 ROOT = Path(__file__).resolve().parent.parent
-# Two voices that differ as two people do: a deep, slow male voice and a high, quick female one.
-VOICE_A = ["-v", "en+m3", "-p", "10", "-s", "130"]
-VOICE_B = ["-v", "en-us+f2", "-p", "99", "-s", "180"]
-LINES = [
-    (VOICE_A, "Hello there, I wanted to ask you about the report you sent me yesterday afternoon."),
-    (VOICE_B, "Of course. It covers the first quarter, and the numbers look much better than we expected."),
-    (VOICE_A, "That is good news. Did the sales team see it before the meeting on Monday morning?"),
-    (VOICE_B, "Not yet, I will send it to them today, together with the charts and a short summary."),
-]
-PAUSE_S = 0.8
 BOUNDARY_TOLERANCE_S = 0.5
-
-
-def _espeak() -> str:
-    found = shutil.which("espeak-ng")
-    if found:
-        return found
-    if os.environ.get("EMOTION_REQUIRE_BROWSER") == "1":
-        pytest.fail("espeak-ng is not installed (tests/browser_setup.sh installs it from Debian)")
-    pytest.skip("espeak-ng is not installed (tests/browser_setup.sh installs it from Debian)")
-
-
-def _say(folder: Path, n: int, voice: list[str], text: str) -> np.ndarray:
-    path = folder / f"line{n}.wav"
-    subprocess.run([_espeak(), *voice, "-w", str(path), text], check=True, capture_output=True, timeout=60)
-    return load_audio(path).samples
-
-
-@pytest.fixture(scope="session")
-def lines(tmp_path_factory) -> list[np.ndarray]:
-    folder = tmp_path_factory.mktemp("espeak")
-    return [_say(folder, n, voice, text) for n, (voice, text) in enumerate(LINES)]
-
-
-def _join(parts: list[np.ndarray], pause_s: float = PAUSE_S) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """The parts with pauses between them, and where each part lies (seconds)."""
-    pause = np.zeros(round(pause_s * SAMPLE_RATE), np.float32)
-    out, where, at = [], [], 0
-    for i, p in enumerate(parts):
-        if i:
-            out.append(pause)
-            at += len(pause)
-        out.append(p)
-        where.append((at / SAMPLE_RATE, (at + len(p)) / SAMPLE_RATE))
-        at += len(p)
-    return np.concatenate(out), where
-
-
-@pytest.fixture(scope="session")
-def conversation(lines, tmp_path_factory) -> tuple[Path, list[tuple[float, float]]]:
-    """A-B-A-B with pauses, as a wav file, and where each line lies."""
-    samples, where = _join(lines)
-    path = tmp_path_factory.mktemp("conversation") / "conversation.wav"
-    sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
-    return path, where
-
-
-@pytest.fixture(scope="session")
-def diarizer():
-    from emotion.speakers.diarize import Diarizer
-
-    return Diarizer()
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +49,7 @@ def test_two_voices_told_apart_with_auto(analysed, conversation):
 def test_given_count_and_quick_turns(lines, diarizer):
     """speakers=2 on the same voices with no pause between turns: the boundary comes from the
     voice prints alone."""
-    samples, where = _join(lines, pause_s=0.0)
+    samples, where = join(lines, pause_s=0.0)
     got = diarizer.diarize(samples, 2)
     assert got.speakers == ["S1", "S2"]
     changes = [t.start for prev, t in zip(got.turns, got.turns[1:]) if t.speaker != prev.speaker]
@@ -158,7 +99,7 @@ def test_result_json_has_the_speakers_section(analysed):
 def test_one_voice_is_one_speaker(lines, tiny_recognizer, diarizer):
     from emotion.speakers import recognize_speakers
 
-    samples, _ = _join([lines[0], lines[2]])
+    samples, _ = join([lines[0], lines[2]])
     got = recognize_speakers(tiny_recognizer, samples, "auto", sample_rate=SAMPLE_RATE, name="one.wav",
                              diarizer=diarizer)
     assert got.describe() == "1 speaker" and got.speakers[0].share == pytest.approx(1.0)
@@ -210,8 +151,8 @@ def test_stereo_call_each_side_is_a_speaker(lines, tiny_recognizer, diarizer, tm
     """channels="each": the left side is one speaker, the right the other; no clustering."""
     from emotion.speakers import recognize_speakers
 
-    left, where = _join([lines[0], np.zeros_like(lines[1]), lines[2], np.zeros_like(lines[3])])
-    right, _ = _join([np.zeros_like(lines[0]), lines[1], np.zeros_like(lines[2]), lines[3]])
+    left, where = join([lines[0], np.zeros_like(lines[1]), lines[2], np.zeros_like(lines[3])])
+    right, _ = join([np.zeros_like(lines[0]), lines[1], np.zeros_like(lines[2]), lines[3]])
     path = tmp_path / "call.wav"
     sf.write(path, np.stack([left, right], axis=1), SAMPLE_RATE)
     got = recognize_speakers(tiny_recognizer, path, channels="each", diarizer=diarizer)
@@ -259,3 +200,127 @@ def test_cli_recognize_and_batch_with_speakers(conversation, tiny_model, tmp_pat
     assert [r["speaker"] for r in rows] == ["S1", "S2", "S1", "S2", ""]  # the turns, then the file's row
     assert [r["segment"] for r in rows] == ["0", "1", "2", "3", ""]
     assert all(float(r["end"]) > float(r["start"]) for r in rows[:-1])
+
+
+def _tables(markup: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each html table's header and body cells, in order."""
+    from tests.test_app import table_cells
+
+    return [table_cells(part) for part in markup.split("</table>")[:-1]]
+
+
+def _shown(outcome, lang: str) -> dict:
+    """The result view's values for an outcome, by field name (updates unwrapped)."""
+    from dataclasses import fields
+
+    from emotion.app.handlers import outcome_values
+    from emotion.app.view import ResultView
+
+    names = [f.name for f in fields(ResultView)]
+    values = outcome_values(outcome, lang)
+    assert len(values) == len(names)
+    return {n: v.get("value", v) if isinstance(v, dict) and v.get("__type__") == "update" else v
+            for n, v in zip(names, values)}
+
+
+def test_web_service_speakers(tiny_recognizer, diarizer, conversation, lines, analysed, tmp_path):
+    """The page's service with speakers: the conversation as two speakers whose saved result.json
+    carries the section `recognize --speakers` writes; what the page shows of it in both languages
+    (a lane per speaker, a row per speaker, a row per turn); one voice, no speech, a clip shorter
+    than a turn, a stereo call with `each`, a bad choice and a too short file, each answered
+    clearly; "off" as before."""
+    from emotion.app.service import WebService
+    from emotion.defaults import DEFAULT_MAX_SPEAKERS
+
+    conv, where = conversation
+    one = tmp_path / "one voice.wav"
+    sf.write(one, join([lines[0], lines[2]])[0], SAMPLE_RATE)
+    silence, blip, short = tmp_path / "silence.wav", tmp_path / "blip.wav", tmp_path / "short.wav"
+    sf.write(silence, np.zeros(3 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    sf.write(blip, np.zeros(400, np.float32), SAMPLE_RATE)
+    sf.write(short, lines[0][SAMPLE_RATE:round(1.3 * SAMPLE_RATE)], SAMPLE_RATE)
+    left, _ = join([lines[0], np.zeros_like(lines[1]), lines[2], np.zeros_like(lines[3])])
+    right, _ = join([np.zeros_like(lines[0]), lines[1], np.zeros_like(lines[2]), lines[3]])
+    call = tmp_path / "call.wav"
+    sf.write(call, np.stack([left, right], axis=1), SAMPLE_RATE)
+
+    service = WebService(tiny_recognizer, tmp_path / "outputs", diarizer=diarizer)
+    asked = [(conv, "auto", "mix"), (one, "auto", "mix"), (silence, "2", "mix"), (short, "auto", "mix"),
+             (call, "auto", "each"), (conv, "nine", "mix"), (blip, "auto", "mix"), (conv, "off", "mix")]
+    outcomes = service.serve([p for p, _, _ in asked], ["utterance"] * len(asked), [False] * len(asked),
+                             channels=[c for _, _, c in asked], speakers=[s for _, s, _ in asked])
+    talk, alone, quiet, brief, sides, bad, tiny, plain = outcomes
+
+    # the conversation: saved with the section the command line writes
+    saved = json.loads((talk.folder / "result.json").read_text())
+    # the library's own analysis of the file (at most 4 speakers there, DEFAULT_MAX_SPEAKERS here)
+    expected = {**analysed.to_dict(), "max_speakers": DEFAULT_MAX_SPEAKERS}
+    assert saved["speakers"] == json.loads(json.dumps(expected))
+    assert saved["speakers"]["count"] == 2 and len(talk.channels) == 1
+    from emotion.app.handlers import result_values
+
+    reopened = result_values(saved, talk.folder, None, "en")  # History shows the saved result.json
+    assert _shown(talk, "en")["speakers"] == reopened[5]["value"]
+    for lang, two, speaker in (("en", "2 speakers", "Speaker"), ("zh", "2 位说话人", "说话人")):
+        shown = _shown(talk, lang)
+        assert two in shown["headline"] and two in shown["log"]
+        block = shown["speakers"]
+        assert block.count('class="lane" data-speaker=') == 2 and block.count('class="turn"') == 4
+        (head, summary), (_, turns) = _tables(block)
+        assert head[0] == speaker and [r[0] for r in summary] == ["S1", "S2"]
+        for row, s in zip(summary, saved["speakers"]["speakers"]):
+            assert row[1].split()[0] == f"{s['speaking_s']:.1f}" and row[1].endswith(f"{100 * s['share']:.0f}%")
+            assert row[2].endswith(f"{100 * s['confidence']:.1f}%") and "→" in row[3]
+        assert [r[2] for r in turns] == ["S1", "S2", "S1", "S2"]
+        for row, (start, end) in zip(turns, where):
+            assert abs(float(row[0]) - start) < BOUNDARY_TOLERANCE_S
+            assert abs(float(row[1]) - end) < BOUNDARY_TOLERANCE_S
+    turns_zh = _tables(_shown(talk, "zh")["speakers"])[1][1]
+    assert all(r[3].split()[1] in CHINESE.values() for r in turns_zh), turns_zh
+
+    assert json.loads((alone.folder / "result.json").read_text())["speakers"]["count"] == 1
+    shown = _shown(alone, "en")
+    assert "1 speaker" in shown["headline"] and "One voice was heard" in shown["speakers"]
+    assert shown["speakers"].count('class="lane" data-speaker=') == 1
+
+    assert "silent" in _shown(quiet, "en")["headline"]
+    for lang, words in (("en", "no speech: the voice activity detector found none in silence.wav (3.0 s)"),
+                        ("zh", "没有语音：语音活动检测在 silence.wav（3.0 秒）中没有发现语音")):
+        shown = _shown(quiet, lang)
+        assert words in shown["speakers"] and "<table" not in shown["speakers"], shown["speakers"]
+    assert json.loads((quiet.folder / "result.json").read_text())["speakers"]["reason"].startswith("no speech: ")
+
+    section = brief.result.speakers  # under a turn's length: one speaker or no speech, with its reason
+    assert brief.ok and (section["count"] == 1 or section["reason"].startswith("no speech")), section
+
+    shown = _shown(sides, "zh")
+    assert sides.result.speakers["method"] == "channels" and len(sides.channels) == 1
+    assert [s["speaker"] for s in sides.result.speakers["speakers"]] == ["left", "right"]
+    assert "左" in shown["speakers"] and "右" in shown["speakers"] and "每个声道一位说话人" in shown["log"]
+
+    assert not bad.ok and "conversation.wav" in bad.error and "'nine'" in bad.error
+    assert not tiny.ok and "blip.wav" in tiny.error and "too short" in tiny.error
+    assert plain.ok and plain.result.speakers is None and _shown(plain, "en")["speakers"] is None
+
+
+def test_web_service_speakers_fault_costs_one_request(tiny_recognizer, tmp_path):
+    """A diarizer that fails (a fault, or the speakers extra missing) gives that request its
+    file's name and a reason; the next request without speakers is served as before."""
+    from emotion.app.service import NO_SPEAKERS_PACKAGE, NOT_ANALYSED, WebService
+    from tests.media import write_wav
+
+    class Failing:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def diarize(self, *args, **kwargs):
+            raise self.exc
+
+    clip = write_wav(tmp_path / "talk.wav", 2.0, 16000, seed=5)
+    for exc, reason in ((RuntimeError("encoder broke"), NOT_ANALYSED),
+                        (ImportError("No module named 'resemblyzer'"), NO_SPEAKERS_PACKAGE)):
+        service = WebService(tiny_recognizer, tmp_path / "outputs", diarizer=Failing(exc))
+        [failed] = service.serve([clip], ["utterance"], [False], speakers=["auto"])
+        assert failed.error == f"talk.wav: {reason}"
+        [plain] = service.serve([clip], ["utterance"], [False])
+        assert plain.ok and plain.result.speakers is None

@@ -15,7 +15,7 @@ import gradio as gr
 from ..errors import AudioError
 from ..model import PROJECT_ROOT
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
-from . import render
+from . import render, render_speakers
 from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
 from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
 from .text import REASONS_ZH, ZH, lang_of, reason_text, t
@@ -30,25 +30,43 @@ def empty_values(lang: str, headline: str | None = None, log: str = "") -> tuple
     """The result view with nothing in it: the empty state, or a message in the result's place."""
     hidden = gr.update(value=None, visible=False)
     return (headline if headline is not None else t("empty_result", lang), "", hidden, hidden, hidden, hidden,
-            hidden, hidden, hidden, gr.update(visible=False), log, None)
+            hidden, hidden, hidden, hidden, gr.update(visible=False), log, None)
 
 
 def result_values(data: dict, folder: Path | None, request_ms: float | None, lang: str) -> tuple:
     """The result view showing one result's JSON (a fresh result or a saved result.json)."""
     files = render.result_files(folder)
     points, segments = render.timeline_points(data, lang), render.segment_table(data, lang)
+    speakers = render_speakers.speakers_html(data, lang)
     frame = points is not None
+    log = render.process_log(data, folder, request_ms, lang)
+    if speakers is not None:
+        log += "\n" + render_speakers.log_line(data, lang)
     return (
-        render.headline(data, lang), render.tendencies(data, lang),
+        result_headline(data, lang), render.tendencies(data, lang),
         gr.update(value=render.score_labels(data), visible=True),
         gr.update(value=points, x=t("col_time", lang), y=t("col_score", lang), color=t("col_emotion", lang),
                   visible=frame) if frame else gr.update(value=None, visible=False),
         gr.update(value=segments, visible=segments is not None),
+        gr.update(value=speakers, visible=speakers is not None),
         gr.update(value=files[AUDIO_FILE], visible=files[AUDIO_FILE] is not None),
         *(gr.update(value=files[n], visible=files[n] is not None, label=render.download_label(n, data, lang))
           for n in (RESULT_FILE, EMBEDDING_FILE, AUDIO_FILE)),
-        gr.update(visible=True), render.process_log(data, folder, request_ms, lang), data,
+        gr.update(visible=True), log, data,
     )
+
+
+def result_headline(data: dict, lang: str) -> str:
+    """render.headline, with the speakers found ("2 speakers", "no speech") when they were asked for
+    (a silent clip's headline says so already)."""
+    found = None if render.is_silent(data) else render_speakers.count_text(data, lang)
+    return render.headline(data, lang) + (f" · **{found}**" if found else "")
+
+
+def history_label(data: dict, lang: str) -> str:
+    """render.history_label, with the speakers found when they were asked for."""
+    found = render_speakers.count_text(data, lang)
+    return render.history_label(data, lang) + (f" · {found}" if found else "")
 
 
 def error_text(outcome: Outcome, lang: str) -> str:
@@ -118,27 +136,30 @@ class Handlers:
         """The tab closed: its place in the waiting line is freed."""
         self.service.session_ended(getattr(request, "session_hash", None))
 
-    def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, request: gr.Request):
+    def analyse(self, file, mic, granularity, want_embedding, channels, token, lang, ticket, speakers=None,
+                request: gr.Request = None):
         [outcome] = self.service.serve([file or mic], [granularity], [want_embedding],
-                                       [owner_of(token, request)], [ticket], [channels])
+                                       [owner_of(token, request)], [ticket], [channels], speakers=[speakers])
         return (*outcome_values(outcome, lang), render.status_text(self.service.status(), lang),
                 *second_channel_values(outcome, lang))
 
-    def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets):
+    def analyse_many(self, files, mics, granularities, want_embeddings, channels, tokens, langs, tickets, speakers):
         outcomes = self.service.serve([f or m for f, m in zip(files, mics)], granularities, want_embeddings,
-                                      tokens, tickets, channels)
+                                      tokens, tickets, channels, speakers=speakers)
         rows = [(*outcome_values(o, lang), render.status_text(self.service.status(), lang),
                  *second_channel_values(o, lang)) for o, lang in zip(outcomes, langs)]
         return tuple(list(col) for col in zip(*rows))
 
-    def analyse_api(self, file, granularity, want_embedding, channels="mix") -> dict:
-        [outcome] = self.service.serve([file], [granularity], [want_embedding], channels=[channels])
+    def analyse_api(self, file, granularity, want_embedding, channels="mix", speakers="off") -> dict:
+        [outcome] = self.service.serve([file], [granularity], [want_embedding], channels=[channels],
+                                       speakers=[speakers])
         if not outcome.ok:
             raise gr.Error(outcome.error, print_exception=False)
         return outcome.to_api()
 
-    def analyse_api_many(self, files, granularities, want_embeddings, channels):
-        return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings, channels=channels)],)
+    def analyse_api_many(self, files, granularities, want_embeddings, channels, speakers):
+        return ([o.to_api() for o in self.service.serve(files, granularities, want_embeddings, channels=channels,
+                                                        speakers=speakers)],)
 
     def cleared(self, lang: str):
         """A new input replaced the other one: it and the old result go (the second channel's too)."""
@@ -188,7 +209,7 @@ class Handlers:
 
     def history_refresh(self, token, lang, request: gr.Request):
         entries = self.service.history(owner_of(token, request))
-        choices = [(render.history_label(data, lang), name) for name, data in entries]
+        choices = [(history_label(data, lang), name) for name, data in entries]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     def history_open(self, name, token, lang, request: gr.Request):

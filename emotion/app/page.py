@@ -10,13 +10,14 @@ import gradio as gr
 
 from ..audio import AUDIO_EXTENSIONS, MAX_DURATION_S
 from ..decode import CHANNEL_CHOICES
+from ..defaults import DEFAULT_MAX_SPEAKERS
 from ..recognizer import GRANULARITIES
 from . import live_page, text
 from .handlers import Handlers
 from .live_sessions import HOP_S, WINDOW_S
 from .view import L, result_view
 from ..settings import DEFAULT_QUEUE_SIZE
-from .service import WebService
+from .service import SPEAKER_CHOICES, SPEAKERS_OFF, WebService
 
 MODEL_CONCURRENCY = "model"  # every event that uses the model shares this queue slot
 LIGHT = dict(concurrency_id="light", concurrency_limit=4, show_progress="hidden")  # events that do not touch the model
@@ -48,8 +49,32 @@ textarea { word-break: keep-all; }
                             .reading-table th, .reading-table td { padding: 4px 5px; } }
 /* a chart fits its box, whatever its legend needs (Vega fits the plot to the box's width) */
 [id$="timeline_plot"] { contain: inline-size; overflow: hidden; }
+/* a long clip's waveform (about 20 px a second) scrolls inside the player instead of widening the page */
+[id$="processed_audio"] { contain: inline-size; overflow: hidden; }
 .reading-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.reading-table td.num { overflow-wrap: normal; white-space: nowrap; }  /* "19.04", never "19.0 / 4" */
 .hidden-trigger { display: none !important; }
+/* who spoke when: a lane per speaker, a turn a bar coloured by its emotion (render_speakers) */
+.speaker-lanes { margin: 4px 0 12px; font-size: 14px; }
+.speaker-lanes .lanes-caption { font-weight: 600; padding: 2px 0 6px; }
+.speaker-lanes .lane { display: flex; align-items: center; gap: 6px; margin: 3px 0; }
+.speaker-lanes .lane-name { flex: 0 0 3.2em; overflow-wrap: normal; word-break: keep-all; }
+.speaker-lanes .lane-track { position: relative; flex: 1 1 auto; height: 22px; border-radius: 4px;
+                             background: var(--neutral-100, #f3f4f6); overflow: hidden; }
+.speaker-lanes .turn { position: absolute; top: 2px; bottom: 2px; min-width: 2px; border-radius: 3px; }
+/* each second's label under its place on the axis (the first and the last inside the track) */
+.speaker-lanes .lane-ticks { position: relative; flex: 1 1 auto; height: 1.4em; font-size: 12px;
+                             color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
+.speaker-lanes .lane-ticks span { position: absolute; top: 0; white-space: nowrap; transform: translateX(-50%); }
+.speaker-lanes .lane-ticks span:first-child { transform: none; }
+.speaker-lanes .lane-ticks span:last-child { transform: translateX(-100%); }
+.speaker-lanes .lane-axis .lane-name { font-size: 12px; color: var(--body-text-color-subdued); }
+.speaker-lanes .lane-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; font-size: 13px; }
+.speaker-lanes .lane-legend i { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
+                                margin-right: 4px; vertical-align: -1px; }
+.speakers-block .reading-table { margin-bottom: 12px; }
+@media (max-width: 480px) { .speakers-block .reading-table th, .speakers-block .reading-table td { padding: 4px 4px; } }
+.speakers-none { font-size: 16px; font-weight: 600; }
 """ + live_page.LIVE_CSS
 # A file over the upload limit is refused in the browser before it is sent (the server would
 # answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
@@ -79,7 +104,8 @@ def page_js(max_bytes: int) -> str:
 
 def page_i18n(max_duration_s: float = MAX_DURATION_S, max_upload_mb: int = MAX_UPLOAD_MB) -> gr.I18n:
     """The I18n table for launch(i18n=...)."""
-    return gr.I18n(**text.translations(minutes=max_duration_s / 60, mb=max_upload_mb, hop=HOP_S, window=WINDOW_S))
+    return gr.I18n(**text.translations(minutes=max_duration_s / 60, mb=max_upload_mb, hop=HOP_S, window=WINDOW_S,
+                                       max_speakers=DEFAULT_MAX_SPEAKERS))
 
 
 def _analyse_inputs():
@@ -90,11 +116,14 @@ def _analyse_inputs():
                                elem_id="granularity")
         want_emb = gr.Checkbox(value=False, label=L("want_embedding"), elem_id="want_embedding")
     channels = gr.Radio([(L(c), c) for c in CHANNEL_CHOICES], value="mix", label=L("channels"), elem_id="channels")
+    speaker_names = {SPEAKERS_OFF: L("speakers_off"), "auto": L("speakers_auto_choice")}
+    speakers = gr.Dropdown([(speaker_names.get(c, c), c) for c in SPEAKER_CHOICES], value=SPEAKERS_OFF,
+                           label=L("speakers"), info=L("speakers_info"), elem_id="speakers")
     with gr.Row():
         example_btn = gr.Button(L("example"), size="sm", elem_id="example_btn")
         analyse_btn = gr.Button(L("analyse"), variant="primary", elem_id="analyse_btn")
     gr.Markdown(L("limits"), elem_id="limits")
-    return file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn
+    return file_in, mic_in, granularity, want_emb, channels, speakers, example_btn, analyse_btn
 
 
 def _batch_tab():
@@ -158,7 +187,8 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
             with gr.Tab(L("tab_analyse"), id="single"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=280):
-                        file_in, mic_in, granularity, want_emb, channels, example_btn, analyse_btn = _analyse_inputs()
+                        (file_in, mic_in, granularity, want_emb, channels, speakers, example_btn,
+                         analyse_btn) = _analyse_inputs()
                     with gr.Column(scale=2, min_width=280, elem_id="result_column"):
                         view, second_box, second = _result_columns()
                         api_btn = gr.Button(visible=False)  # /analyse: the same request for programs
@@ -171,7 +201,7 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                 hist_choice, hist_refresh, hist_open, hist_view = _history_tab()
             with gr.Tab(L("tab_live"), id="live"):
                 live_page.build(service, MODEL_CONCURRENCY, owner, lang)
-        inputs = [file_in, mic_in, granularity, want_emb, channels, owner, lang, ticket]
+        inputs = [file_in, mic_in, granularity, want_emb, channels, owner, lang, ticket, speakers]
         model = dict(concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1, show_progress="hidden")
         announce = analyse_btn.click(h.announce, [file_in, mic_in, lang], [view.headline, ticket],
                                      api_visibility="private", **LIGHT)
@@ -179,12 +209,12 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
         if coalesce:
             analysed = announce.then(h.analyse_many, inputs, shown, api_name="recognize",
                                      api_visibility="public", batch=True, max_batch_size=max_batch, **model)
-            api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels], api_json,
+            api_btn.click(h.analyse_api_many, [file_in, granularity, want_emb, channels, speakers], api_json,
                           api_name="analyse", api_visibility="public", batch=True, max_batch_size=max_batch, **model)
         else:
             analysed = announce.then(h.analyse, inputs, shown, api_name="recognize", api_visibility="public", **model)
-            api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels], api_json, api_name="analyse",
-                          api_visibility="public", **model)
+            api_btn.click(h.analyse_api, [file_in, granularity, want_emb, channels, speakers], api_json,
+                          api_name="analyse", api_visibility="public", **model)
         analysed.then(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         file_in.upload(h.cleared, lang, [mic_in, *view.outputs(), second_box], api_visibility="private", **LIGHT)
         mic_in.stop_recording(h.cleared, lang, [file_in, *view.outputs(), second_box], api_visibility="private",

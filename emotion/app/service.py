@@ -2,14 +2,18 @@
 out and wires; tests call this directly.
 
     service = WebService(recognizer, "outputs")
-    [outcome] = service.serve(["clip.wav"], ["utterance"], [False], owner="browser token")
+    [outcome] = service.serve(["clip.wav"], ["utterance"], [False], owners=["browser token"])
     outcome.result, outcome.folder, outcome.error        # EmotionResult and its saved folder, or why not
+    [talk] = service.serve(["call.wav"], ["utterance"], [False], speakers=["auto"])
+    talk.result.speakers                                 # who felt what (emotion.speakers), saved in result.json
 
 Policy kept here: requests of one granularity analysed together (padded batches where the device
 makes that pay); every outcome saved as a result folder, under its owner's own folder (a browser
 or a logged-in user) so that each sees only its own history; a bad file costs its own request
 only; once the service is closed (SIGTERM) new requests are refused while running ones finish;
-one log line per request (file, duration, emotion, time; never audio content).
+one log line per request (file, duration, emotion, time; never audio content). A request with
+speakers (SPEAKER_CHOICES but "off") is analysed alone by emotion.speakers.recognize_speakers,
+with one Diarizer loaded on first use and kept for the server's life.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +29,7 @@ from typing import Callable
 
 from .. import results as folders
 from ..decode import CHANNEL_CHOICES, probe_seconds
-from ..defaults import GRACE_S, GRANULARITIES
+from ..defaults import DEFAULT_MAX_SPEAKERS, GRACE_S, GRANULARITIES
 from ..engine import BusyError
 from ..errors import AudioError, EmotionError
 from ..files import write_folder
@@ -39,6 +44,12 @@ log = logging.getLogger(__name__)
 SHUTTING_DOWN = "the server is shutting down: try again in a moment"
 NO_AUDIO = "no audio: upload a file, record, or load the example"
 NOT_ANALYSED = "the clip could not be analysed"
+NO_SPEAKERS_PACKAGE = ("finding speakers needs the speakers extra (pip install 'emotion[speakers]'), "
+                       "which this server does not have")
+SPEAKERS_OFF = "off"
+# The page's speaker choices: off (one result for the whole clip), auto (estimated, at most
+# DEFAULT_MAX_SPEAKERS), or a number given.
+SPEAKER_CHOICES = (SPEAKERS_OFF, "auto", *(str(n) for n in range(2, DEFAULT_MAX_SPEAKERS + 1)))
 
 
 class RequestError(EmotionError):
@@ -110,9 +121,11 @@ def owner_secret(output_root: str | os.PathLike) -> str:
 
 
 class WebService:
-    """One loaded recognizer serving the page's requests; results are saved under output_root."""
+    """One loaded recognizer serving the page's requests; results are saved under output_root.
+    live: the Live tab's recognizer (default: the same); diarizer: an emotion.speakers.Diarizer to
+    share (default: one loaded on the first request with speakers)."""
 
-    def __init__(self, recognizer, output_root: str | Path, live=None):
+    def __init__(self, recognizer, output_root: str | Path, live=None, diarizer=None):
         self.recognizer = recognizer
         self.live = live or recognizer  # the Live tab's (Settings.live_recognizer)
         self.output_root = Path(output_root).resolve()
@@ -121,6 +134,8 @@ class WebService:
         self.speed = SpeedMeter()
         self.line = WaitingLine()
         self.labels = label_keys(recognizer.labels)
+        self._diarizer = diarizer  # emotion.speakers.Diarizer; None: loaded by the first request with speakers
+        self._diarizer_lock = threading.Lock()
 
     def status(self) -> dict:
         """The model in use and the memory it takes: name, device, dtype, rss_mb (and gpu_mb)."""
@@ -147,26 +162,36 @@ class WebService:
 
     def serve(self, paths: list, granularities: list[str], embeddings: list[bool],
               owners: list[str | None] | None = None, tickets: list[str | None] | None = None,
-              channels: list[str] | None = None, warnings: list[list[str]] | None = None) -> list[Outcome]:
+              channels: list[str] | None = None, warnings: list[list[str]] | None = None,
+              speakers: list[str | None] | None = None) -> list[Outcome]:
         """Each request's Outcome. Requests of one granularity and channel choice are analysed
-        together; tickets are announce()'s, so the waiting line forgets them."""
+        together; tickets are announce()'s, so the waiting line forgets them. speakers: each
+        request's SPEAKER_CHOICES entry (None or "off": none)."""
         self.line.started(list(tickets or []))
         names = [Path(str(p)).name if p else "" for p in paths]
         owners = owners or [None] * len(paths)
         channels = [c or "mix" for c in channels] if channels else ["mix"] * len(paths)
         warnings = warnings or [[]] * len(paths)
-        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels, warnings),
+        speakers = [s or SPEAKERS_OFF for s in speakers] if speakers else [SPEAKERS_OFF] * len(paths)
+        return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels, warnings,
+                                                 speakers),
                              lambda: [Outcome(n, error=SHUTTING_DOWN) for n in names])
 
-    def _serve(self, paths, granularities, embeddings, owners, names, channels, warnings) -> list[Outcome]:
+    def _serve(self, paths, granularities, embeddings, owners, names, channels, warnings, speakers) -> list[Outcome]:
         start = time.perf_counter()
         outcomes: list[Outcome | None] = [None] * len(paths)
         groups: dict[tuple[str, str], list[int]] = {}
-        for i, (path, gran, chosen) in enumerate(zip(paths, granularities, channels)):
+        for i, (path, gran, chosen, who) in enumerate(zip(paths, granularities, channels, speakers)):
             if not path:
                 outcomes[i] = Outcome(names[i], error=NO_AUDIO)
             elif gran not in GRANULARITIES or chosen not in CHANNEL_CHOICES:
                 outcomes[i] = Outcome(names[i], error=f"unknown granularity {gran!r} or channels {chosen!r}")
+            elif who not in SPEAKER_CHOICES:
+                outcomes[i] = Outcome(names[i], error=f"{names[i]}: speakers must be one of "
+                                                      f"{', '.join(SPEAKER_CHOICES)}, not {who!r}")
+            elif who != SPEAKERS_OFF:  # analysed alone: its turns are a batch of their own
+                res = self._recognize_speakers(paths[i], gran, chosen, who)
+                outcomes[i] = self._save(names[i], res, bool(embeddings[i]), owners[i], start, warnings[i])
             else:
                 groups.setdefault((gran, chosen), []).append(i)
         for (gran, chosen), idx in groups.items():
@@ -186,6 +211,37 @@ class WebService:
                     log.error("analysing %s failed: %s", Path(str(paths[i])).name, res)
                 out[i] = AudioError(Path(str(paths[i])).name, str(res) if isinstance(res, BusyError) else NOT_ANALYSED)
         return out
+
+    def diarizer(self):
+        """The server's one Diarizer (the VAD and the speaker encoder), loaded on first use."""
+        with self._diarizer_lock:
+            if self._diarizer is None:
+                from ..speakers import Diarizer
+
+                self._diarizer = Diarizer()
+            return self._diarizer
+
+    def _recognize_speakers(self, path, granularity: str, channels: str, speakers: str):
+        """recognize_speakers' whole-clip result (its `speakers` section set: who felt what), or an
+        AudioError whose reason is for the user. channels="each": one speaker per channel."""
+        name = Path(str(path)).name
+        try:
+            from ..speakers import recognize_speakers
+
+            count = speakers if speakers == "auto" else int(speakers)
+            analysis = recognize_speakers(self.recognizer, path, count, DEFAULT_MAX_SPEAKERS, channels=channels,
+                                          granularity=granularity, diarizer=self.diarizer())
+        except ImportError as exc:
+            log.error("speakers are not available: %s", exc)
+            return AudioError(name, NO_SPEAKERS_PACKAGE)
+        except AudioError as exc:
+            return exc
+        except BusyError as exc:
+            return AudioError(name, str(exc))
+        except Exception:  # a fault in the VAD or the speaker encoder costs this request, not the page
+            log.exception("analysing %s by speaker failed", name)
+            return AudioError(name, NOT_ANALYSED)
+        return analysis.result
 
     def _save(self, name: str, res, embedding: bool, owner: str | None, start: float,
               warnings: list[str] = ()) -> Outcome:

@@ -21,6 +21,7 @@ class ResultView:
     scores: gr.Label
     timeline: gr.LinePlot
     segments: gr.HTML  # render.segment_table
+    speakers: gr.HTML  # render_speakers.speakers_html: lanes, a summary per speaker, the turns
     player: gr.Audio
     dl_json: gr.DownloadButton
     dl_embedding: gr.DownloadButton
@@ -41,6 +42,8 @@ def result_view(prefix: str = "") -> ResultView:
     tendencies = gr.Markdown(elem_id=f"{prefix}tendencies_md")
     # the log right under the headline: it stays in place when a result fills the column below
     log = gr.Textbox(label=L("log"), lines=4, max_lines=8, interactive=False, elem_id=f"{prefix}process_log")
+    # who felt what (a request with speakers): the answer asked for, so first under the log
+    speakers = gr.HTML(visible=False, padding=False, elem_id=f"{prefix}speakers_html")  # its tables need the width
     scores = gr.Label(num_top_classes=16, show_heading=False, label=L("scores"), visible=False,
                       elem_id=f"{prefix}scores_label")
     timeline = gr.LinePlot(x="time", y="score", color="emotion", y_lim=[0, 1], label=L("timeline"), visible=False,
@@ -53,4 +56,4 @@ def result_view(prefix: str = "") -> ResultView:
                      for key in ("download_json", "download_embedding", "download_audio")]
     with gr.Accordion("result.json", open=False, visible=False, elem_id=f"{prefix}result_json_box") as box:
         data = gr.JSON(elem_id=f"{prefix}result_json")
-    return ResultView(headline, tendencies, scores, timeline, segments, player, *downloads, box, log, data)
+    return ResultView(headline, tendencies, scores, timeline, segments, speakers, player, *downloads, box, log, data)
