@@ -64,7 +64,7 @@ def main() -> int:
 
     from emotion import Recognizer
     from emotion.app.page import build_app
-    from emotion.app.server import launch_kwargs
+    from emotion.app.server import launch, launch_kwargs
     from emotion.app.service import WebService
     from tests.checkpoints import write_model_dir
     from tests.media import write_wav
@@ -74,8 +74,8 @@ def main() -> int:
     clip = write_wav(work / "clip.wav", args.seconds, 44100, seed=1)
     out = work / "outputs"
     demo = build_app(WebService(rec, out))
-    demo.launch(prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(out, models_root=model_dir.parent, port=free_port(), auth=""))
+    launch(demo,
+           **launch_kwargs(out, models_root=model_dir.parent, port=free_port(), auth=""))
     client = Client(demo.local_url, verbose=False)
     http = httpx.Client(trust_env=False, timeout=60)
     index = {fn.api_name: i for i, fn in demo.fns.items()}

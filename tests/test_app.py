@@ -21,7 +21,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from emotion.results import list_results  # noqa: E402
 from emotion.app.page import build_app  # noqa: E402
-from emotion.app.server import launch_kwargs  # noqa: E402
+from emotion.app.server import launch, launch_kwargs  # noqa: E402
 from emotion.app.service import WebService  # noqa: E402
 from emotion.labels import display_name  # noqa: E402
 
@@ -38,7 +38,7 @@ def serve(tmp_path, monkeypatch, tiny_model):
         demo = build_app(service, queue_size=queue_size or 16, coalesce=coalesce)
         kwargs = launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port(),
                                **overrides)
-        demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+        launch(demo, **kwargs)
         started.append(demo)
         return demo, demo.local_url, out, service
 
@@ -437,3 +437,34 @@ def test_each_channel_side_by_side(serve, tiny_recognizer, tmp_path):
     assert answer["input"]["channel"] == "right" and abs(answer["confidence"] - refs[1].confidence) < 1e-6
     both = client.predict(handle_file(str(call)), "utterance", False, "each", api_name="/analyse")
     assert [c["input"]["channel"] for c in both["channels"]] == ["left", "right"]
+
+
+def test_launch_tries_again_only_when_gradio_could_not_reach_the_new_server():
+    """On a busy machine Gradio's start-up self-check can time out though the server is up: launch()
+    closes and starts again (at most LAUNCH_TRIES times); any other refusal is raised at once."""
+    from emotion.app.server import LAUNCH_TRIES
+
+    class Demo:
+        def __init__(self, failures: int, message: str = "When localhost is not accessible, ..."):
+            self.failures, self.message, self.calls = failures, message, []
+
+        def launch(self, **kwargs):
+            self.calls.append("launch")
+            if self.failures:
+                self.failures -= 1
+                raise ValueError(self.message)
+
+        def close(self):
+            self.calls.append("close")
+
+    busy = Demo(1)
+    launch(busy, server_port=1)
+    assert busy.calls == ["launch", "close", "launch"]
+    hopeless = Demo(LAUNCH_TRIES)
+    with pytest.raises(ValueError, match="localhost is not accessible"):
+        launch(hopeless)
+    assert hopeless.calls.count("launch") == LAUNCH_TRIES
+    other = Demo(1, "`allowed_paths` must be a list of directories.")
+    with pytest.raises(ValueError, match="allowed_paths"):
+        launch(other)
+    assert other.calls == ["launch"]

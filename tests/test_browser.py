@@ -23,7 +23,7 @@ if not os.access(CHROMIUM, os.X_OK):
 from playwright import sync_api  # noqa: E402
 
 from emotion.app.page import build_app  # noqa: E402
-from emotion.app.server import launch_kwargs  # noqa: E402
+from emotion.app.server import launch, launch_kwargs  # noqa: E402
 from emotion.app.service import WebService  # noqa: E402
 from tests.media import encode, write_wav  # noqa: E402
 from tests.ports import free_port  # noqa: E402
@@ -36,8 +36,8 @@ def app_url(tmp_path_factory, tiny_recognizer, tiny_model):
     os.environ["GRADIO_TEMP_DIR"] = str(tmp / "gradio-tmp")
     out = tmp / "outputs"
     demo = build_app(WebService(tiny_recognizer, out), owner_secret="test-secret")
-    demo.launch(prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
+    launch(demo,
+           **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
     yield demo.local_url
     demo.close()
     if old is None:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 from emotion.sources import AudioOpener
 
 
@@ -34,6 +36,7 @@ def test_recognize_folder_of_mixed_files(tiny_model, audio_dir, tmp_path):
                for f in folders)
 
 
+@pytest.mark.serial  # within seconds: timed
 def test_missing_model_offline_is_one_clear_message(tmp_path, audio_dir):
     start = time.perf_counter()
     p = run("recognize", audio_dir / "mono_16000.wav",

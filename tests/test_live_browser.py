@@ -175,7 +175,7 @@ class SlowEngine(Engine):
 def slow_live_url(tmp_path_factory, tiny_recognizer, tiny_model):
     """The app with a Live model that needs 1.5 s a window, three times the hop."""
     from emotion.app.page import build_app
-    from emotion.app.server import launch_kwargs
+    from emotion.app.server import launch, launch_kwargs
     from emotion.app.service import WebService
     from emotion.recognizer import Recognizer
     from tests.ports import free_port
@@ -183,8 +183,8 @@ def slow_live_url(tmp_path_factory, tiny_recognizer, tiny_model):
     out = tmp_path_factory.mktemp("slow-live") / "outputs"
     slow = Recognizer(SlowEngine(tiny_recognizer.engine, 1.5))
     demo = build_app(WebService(tiny_recognizer, out, live=slow), owner_secret="test-secret")
-    demo.launch(prevent_thread_lock=True, quiet=True,
-                **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
+    launch(demo,
+           **launch_kwargs(out, models_root=tiny_model.parent, host="127.0.0.1", port=free_port()))
     yield demo.local_url
     demo.close()
 

@@ -3,7 +3,7 @@ what a request does is in emotion.app.service, what a result looks like in emoti
 every word in emotion.app.text.
 
     demo = build_app(WebService(recognizer, "outputs"))
-    demo.launch(**launch_kwargs(...))          # emotion.app.server
+    launch(demo, **launch_kwargs(...))          # emotion.app.server
 """
 
 import gradio as gr

@@ -57,6 +57,25 @@ def launch_kwargs(output_root: str | os.PathLike, models_root: str | os.PathLike
     return kwargs
 
 
+LAUNCH_TRIES = 3
+
+
+def launch(demo, tries: int = LAUNCH_TRIES, **kwargs) -> None:
+    """demo.launch(prevent_thread_lock=True, quiet=True, **kwargs), tried again when only Gradio's
+    start-up self-check failed: it asks the new server for its page once, with a 3 s timeout, and
+    on a machine too busy to answer in time says "localhost is not accessible" (seen at load 10 on
+    2 cores) though the server is up. Each try closes what the last one started."""
+    for attempt in range(1, tries + 1):
+        try:
+            demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+            return
+        except ValueError as exc:
+            if "localhost is not accessible" not in str(exc) or attempt == tries:
+                raise
+            log.warning("the server did not answer Gradio's start-up check in time; starting it again")
+            demo.close()
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Speech emotion recognition web app (Emotion2Vec+).")
     add_model_options(parser)
@@ -114,9 +133,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             decoder.warm()
         service = WebService(rec, settings.output_dir, live=settings.live_recognizer(rec))
         demo = build_app(service, queue_size=settings.queue_size, owner_secret=owner_secret(settings.output_dir))
-        demo.launch(prevent_thread_lock=True, quiet=True,
-                    **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port, auth=settings.auth,
-                                    max_duration_s=settings.app_max_duration_s))
+        launch(demo, **launch_kwargs(settings.output_dir, host=settings.host, port=settings.port,
+                                     auth=settings.auth, max_duration_s=settings.app_max_duration_s))
         print(f"Ready: {demo.local_url}", flush=True)
         _block_until_stopped()
         finished = service.close(settings.grace_s)
