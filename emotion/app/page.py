@@ -61,8 +61,11 @@ UPLOAD_GUARD_JS = """() => {
                  '#batch_files': ['__emotionBatchTooLarge', '#batch_too_large_btn']};
   const guard = (box, files, event) => {
     const all = [...(files || [])], big = all.filter(f => f.size > limit);
-    if (!big.length) return;
     const [slot, button] = boxes[box], input = event.target.type === 'file' ? event.target : null;
+    if (!big.length) {  // a new batch choice forgets the files refused before it
+      if (box === '#batch_files' && all.length) {
+        window[slot] = JSON.stringify({files: [], limit: limit}); document.querySelector(button).click(); }
+      return; }
     const rest = box === '#batch_files' ? all.filter(f => f.size <= limit) : [];
     let kept = 0;
     if (rest.length && input) {  // the files under the limit go on to Gradio as chosen
