@@ -110,6 +110,8 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
         page.wait_for_function("document.querySelector('#live_log textarea').value.includes('is analysed')")
         live_log = page.locator("#live_log textarea").input_value()
         assert not live_log.endswith("analysing the whole recording…"), live_log  # it says it is done
+        summary_s = live_log.split("recorded ")[1].split(" s")[0]  # the meter says the saved length too
+        assert f"stopped · {summary_s} s recorded" in page.locator("#live_meter").inner_text(), live_log
         assert page.locator("#live_now").inner_text().strip() == ""  # no stale "Silence 1.0-4.0 s" above the result
         for button in ("#live_dl_json", "#live_dl_audio"):
             page.locator(button).wait_for(state="visible")
@@ -195,7 +197,7 @@ def record(page, seconds: float, timeout_ms: int = 120_000) -> dict:
     figures."""
     page.locator("#live_audio button.record-button").click()
     started = time.monotonic()
-    wait_until(lambda: "recorded" in page.locator("#live_meter").inner_text(), 30, "the first chunks")
+    wait_until(lambda: "received live" in page.locator("#live_meter").inner_text(), 30, "the first chunks")
     page.wait_for_timeout(seconds * 1000)
     page.locator("#live_audio button.stop-button").click()
     wall = time.monotonic() - started
@@ -203,8 +205,12 @@ def record(page, seconds: float, timeout_ms: int = 120_000) -> dict:
                            timeout=timeout_ms)
     page.wait_for_function("document.querySelector('#live_log textarea').value.includes('is analysed')")
     log_text = page.locator("#live_process_log textarea").input_value()
+    live_log = page.locator("#live_log textarea").input_value()
+    meter = page.locator("#live_meter").inner_text()
+    summary_s = live_log.split("recorded ")[1].split(" s")[0]
+    assert f"stopped · {summary_s} s recorded" in meter, (meter, live_log)  # one length, the saved recording's
     return {"wall_s": wall, "saved_s": float(log_text.split("duration:")[1].split("s")[0]), "result_log": log_text,
-            "live_log": page.locator("#live_log textarea").input_value(),
+            "live_log": live_log,
             "page_recorder": page.evaluate("window.emotionLive && window.emotionLive.last")}
 
 
@@ -256,8 +262,9 @@ def test_without_the_page_recording_the_stream_is_saved_and_what_it_misses_said(
     assert "the audio the server received" in live_log, live_log
     if why == "no AudioWorklet":
         assert got["page_recorder"] is None
-    else:  # it recorded, and did not send
+    else:  # it recorded, and did not send, and the live log says why
         assert got["page_recorder"]["frames"] > 0 and not got["page_recorder"]["sent"], got["page_recorder"]
+        assert "is over the 0.0953674 MB upload limit, so it was not sent" in live_log, live_log
     lost = float(live_log.split("(about ")[1].split(" s")[0]) if "is missing" in live_log else 0.0
     assert saved + lost >= 0.85 * (wall - 1.0), (saved, lost, wall, live_log)
     if saved < 0.9 * (wall - 1.0):
