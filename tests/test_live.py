@@ -326,7 +326,9 @@ def test_the_stop_says_one_length_and_every_reason_in_the_page_language(tiny_rec
     """While recording the meter counts what reached the live updates, and says so; once stopped
     it shows the saved recording's length, the stop summary's; a page recording kept back as over
     the upload limit is said with its size; refusals and the lost-audio warning in Chinese too."""
-    from emotion.app.live_page import _analyse, _stop, live_error_text, meter_html
+    import re
+
+    from emotion.app.live_page import _analyse, _stop, live_error_text, meter_html, timeline_html
 
     audio = pcm(6.0, seed=3)
     page_wav = tmp_path / "page.wav"
@@ -338,6 +340,11 @@ def test_the_stop_says_one_length_and_every_reason_in_the_page_language(tiny_rec
             gappy_stream(hub, key, audio, time.time())
         live = {lang: meter_html(hub.view("a"), lang) for lang in ("en", "zh")}
         assert "3.0 s received live" in live["en"] and "实时已收到 3.0 秒" in live["zh"], live
+        wait_idle(hub, "a")
+        strip = {lang: timeline_html(hub.view("a"), lang=lang) for lang in ("en", "zh")}
+        names = re.findall(r'data-emotion="(\w+)" title="([^"]*)"', strip["zh"])
+        assert names and all(key not in title and "秒" in title for key, title in names), strip["zh"]
+        assert all(f'title="{key}, ' in strip["en"] for key, _ in names), strip["en"]
         hub.push("c", pcm(0.1), RATE)
         with pytest.raises(LiveError) as full:
             hub.push("d", pcm(0.1), RATE)

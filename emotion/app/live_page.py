@@ -175,9 +175,11 @@ def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = T
     free = max(0, int(span_s / hop_s) - sum(r[1] for r in runs))
     cells = [f'<span style="flex:{free};background:transparent"></span>'] if free else []
     for key, hops, label in runs:
-        text = "·" if key == "silence" else label.emoji + (f" {key}" if hops >= 6 else "")
+        name = t("silence", lang) if key == "silence" else (label.zh or key) if lang == ZH else key
+        text = "·" if key == "silence" else label.emoji + (f" {name}" if hops >= 6 else "")
         ink = "#52525b" if key == "silence" else "#fff"
-        cells.append(f'<span data-emotion="{key}" title="{key}, {hops * hop_s:g} s" style="flex:{hops};'
+        span = t("live_run", lang, name=name, seconds=hops * hop_s)
+        cells.append(f'<span data-emotion="{key}" title="{html.escape(span)}" style="flex:{hops};'
                      f'background:{COLORS.get(key, SILENCE_COLOR)};color:{ink}">{text}</span>')
     return (f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
             f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>{t("live_now", lang)}</span></div>')
@@ -250,7 +252,8 @@ def _stop(hub: LiveHub, key: str, lang: str = EN, browser_wav: str | None = None
         return None, t("live_nothing", lang), gr.skip()
     v = recording.view
     kept = t(f"live_kept_{recording.source}", lang, streamed=recording.streamed_s)
-    lost = f" ({t('live_lost', lang, seconds=v.lost_s)})" if v.lost_s else ""
+    lost = (f"（{t('live_lost', lang, seconds=v.lost_s)}）" if lang == ZH else
+            f" ({t('live_lost', lang, seconds=v.lost_s)})") if v.lost_s else ""
     why = not_sent_text(sent, lang) if recording.source == "stream" else None
     summary = (t("live_stopped", lang, seconds=recording.duration_s, analysed=v.analysed, silent=v.silent,
                  dropped=v.dropped) + f"\n{kept}{lost}" + (f"\n{why}" if why else "")
