@@ -167,7 +167,7 @@ class Handlers:
         """The shipped example, copied into the temp dir so it is served like any upload; the
         result's place says it is loaded and what to press."""
         if not EXAMPLE_AUDIO.is_file():
-            raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
+            raise gr.Error(t("example_missing", lang), print_exception=False)
         dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
