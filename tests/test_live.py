@@ -320,3 +320,52 @@ def test_the_live_tab_gets_a_model_of_its_own_on_a_cpu(tiny_recognizer):
     window = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1
     a, b = live.recognize(window, sample_rate=SAMPLE_RATE), tiny_recognizer.recognize(window, sample_rate=SAMPLE_RATE)
     assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) < 0.05  # int8 is close, not equal
+
+
+def test_the_stop_says_one_length_and_every_reason_in_the_page_language(tiny_recognizer, tmp_path):
+    """While recording the meter counts what reached the live updates, and says so; once stopped
+    it shows the saved recording's length, the stop summary's; a page recording kept back as over
+    the upload limit is said with its size; refusals and the lost-audio warning in Chinese too."""
+    import re
+
+    from emotion.app.live_page import _analyse, _stop, live_error_text, meter_html, timeline_html
+
+    audio = pcm(6.0, seed=3)
+    page_wav = tmp_path / "page.wav"
+    sf.write(page_wav, audio, RATE, subtype="PCM_16")
+    hub = LiveHub(tiny_recognizer, vad=False, max_sessions=3)
+    service = WebService(tiny_recognizer, tmp_path / "outputs")
+    try:
+        for key in "ab":
+            gappy_stream(hub, key, audio, time.time())
+        live = {lang: meter_html(hub.view("a"), lang) for lang in ("en", "zh")}
+        assert "3.0 s received live" in live["en"] and "实时已收到 3.0 秒" in live["zh"], live
+        wait_idle(hub, "a")
+        strip = {lang: timeline_html(hub.view("a"), lang=lang) for lang in ("en", "zh")}
+        names = re.findall(r'data-emotion="(\w+)" title="([^"]*)"', strip["zh"])
+        assert names and all(key not in title and "秒" in title for key, title in names), strip["zh"]
+        assert all(f'title="{key}, ' in strip["en"] for key, _ in names), strip["en"]
+        hub.push("c", pcm(0.1), RATE)
+        with pytest.raises(LiveError) as full:
+            hub.push("d", pcm(0.1), RATE)
+        assert live_error_text(full.value, "zh") == "已有 3 个实时录音在进行：请稍后再试"
+        assert live_error_text(full.value, "en") == str(full.value)
+        copy = tmp_path / "copy.wav"
+        copy.write_bytes(page_wav.read_bytes())
+        recording, summary, meter = _stop(hub, "a", "zh", str(copy))
+        assert "已录 6.0 秒" in summary and "已停止 · 共录 6.0 秒" in meter, (summary, meter)
+        # the page recorded 700 s in its tab but kept it back: over a 64 MB limit
+        sent = '{"frames": %d, "rate": 48000, "sent": false, "limit": %d}' % (700 * 48000, 64 * 2**20)
+        recording, summary, meter = _stop(hub, "b", "en", None, sent)
+        assert "recorded 3.0 s" in summary and "stopped · 3.0 s recorded" in meter, (summary, meter)
+        assert "(64 MB) is over the 64 MB upload limit" in summary, summary
+        hub.close("b", gone=True)  # the tab closed with a chunk on its way
+        with pytest.raises(LiveError) as ended:
+            hub.push("b", pcm(0.1), RATE)
+        assert live_error_text(ended.value, "zh") == "这次录音已经结束"
+        shown = _analyse(service, recording, "utterance", False, "me", "zh", summary)
+        log = shown[2 + 10]  # ("", live log, *result view): the result view's processing log
+        assert recording[1] > 2.5 and f"实时录音：约 {recording[1]:.1f} 秒录音缺失" in log, log
+        assert "missing" not in log and "live recording" not in log, log
+    finally:
+        hub.shutdown()

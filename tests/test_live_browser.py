@@ -5,6 +5,7 @@ stop, and a closed tab freeing its session. Screenshots in test-artifacts/."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -57,15 +58,15 @@ def mic_browser(playwright, microphone_file):  # noqa: F811
     b.close()
 
 
-def open_live_tab(browser, url, init: str = ""):
+def open_live_tab(browser, url, init: str = "", locale: str = "en-US"):
     """A new tab on the Live page; `init`: script run before the page's own."""
-    context = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 900})
+    context = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 900}, locale=locale)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.add_init_script(OBSERVE + init)
     page.goto(url)
     page.wait_for_selector("#model_status :text('tiny')")
-    page.get_by_role("tab", name="Live").click()
+    page.get_by_role("tab", name="实时" if locale.startswith("zh") else "Live").click()
     page.wait_for_timeout(2000)  # the recorder loads its WAV encoder after the tab shows; no sign of it in the page
     return context, page
 
@@ -110,6 +111,8 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
         page.wait_for_function("document.querySelector('#live_log textarea').value.includes('is analysed')")
         live_log = page.locator("#live_log textarea").input_value()
         assert not live_log.endswith("analysing the whole recording…"), live_log  # it says it is done
+        summary_s = live_log.split("recorded ")[1].split(" s")[0]  # the meter says the saved length too
+        assert f"stopped · {summary_s} s recorded" in page.locator("#live_meter").inner_text(), live_log
         assert page.locator("#live_now").inner_text().strip() == ""  # no stale "Silence 1.0-4.0 s" above the result
         for button in ("#live_dl_json", "#live_dl_audio"):
             page.locator(button).wait_for(state="visible")
@@ -189,22 +192,38 @@ def slow_live_url(tmp_path_factory, tiny_recognizer, tiny_model):
     demo.close()
 
 
-def record(page, seconds: float, timeout_ms: int = 120_000) -> dict:
+# The words record() reads, in each page language (emotion/app/text.json)
+WORDS = {"en": {"live": "received live", "saved": "saved in", "done": "is analysed", "recorded": "recorded ",
+                "seconds": " s", "stopped": "stopped · {} s recorded", "duration": "duration:"},
+         "zh": {"live": "实时已收到", "saved": "保存于", "done": "整段录音已分析完毕", "recorded": "已录 ",
+                "seconds": " 秒", "stopped": "已停止 · 共录 {} 秒", "duration": "时长："}}
+
+
+def record(page, seconds: float, timeout_ms: int = 120_000, lang: str = "en") -> dict:
     """Record for about `seconds` after the first chunk shows, stop, and wait for the saved result:
     the wall time between the two clicks, the saved duration, the logs and the page recorder's own
-    figures."""
+    figures. The meter, once stopped, must say the stop summary's length."""
+    words = WORDS[lang]
     page.locator("#live_audio button.record-button").click()
     started = time.monotonic()
-    wait_until(lambda: "recorded" in page.locator("#live_meter").inner_text(), 30, "the first chunks")
+    wait_until(lambda: words["live"] in page.locator("#live_meter").inner_text(), 30, "the first chunks")
     page.wait_for_timeout(seconds * 1000)
     page.locator("#live_audio button.stop-button").click()
     wall = time.monotonic() - started
-    page.wait_for_function("document.querySelector('#live_process_log textarea').value.includes('saved in')",
-                           timeout=timeout_ms)
-    page.wait_for_function("document.querySelector('#live_log textarea').value.includes('is analysed')")
+    page.wait_for_function("([w]) => document.querySelector('#live_process_log textarea').value.includes(w)",
+                           arg=[words["saved"]], timeout=timeout_ms)
+    page.wait_for_function("([w]) => document.querySelector('#live_log textarea').value.includes(w)",
+                           arg=[words["done"]])
     log_text = page.locator("#live_process_log textarea").input_value()
-    return {"wall_s": wall, "saved_s": float(log_text.split("duration:")[1].split("s")[0]), "result_log": log_text,
-            "live_log": page.locator("#live_log textarea").input_value(),
+    live_log = page.locator("#live_log textarea").input_value()
+    meter = page.locator("#live_meter").inner_text()
+    summary_s = live_log.split(words["recorded"])[1].split(words["seconds"])[0]
+    assert words["stopped"].format(summary_s) in meter, (meter, live_log)  # one length, the saved recording's
+    saved_s = float(log_text.split(words["duration"])[1].split(words["seconds"])[0])
+    page_text = " ".join(page.locator(s).inner_text() for s in ("#live_meter", "#live_timeline"))
+    page_text += " " + " ".join(page.locator("#live_timeline [title]").evaluate_all("els => els.map(e => e.title)"))
+    return {"wall_s": wall, "saved_s": saved_s, "result_log": log_text, "page_text": page_text,
+            "live_log": live_log,
             "page_recorder": page.evaluate("window.emotionLive && window.emotionLive.last")}
 
 
@@ -242,22 +261,35 @@ def test_without_the_page_recording_the_stream_is_saved_and_what_it_misses_said(
     """A browser without AudioWorklet records nothing on the page, and a page recording over the
     upload limit is not sent (its upload would fail, and the stop with it): the streamed chunks
     are saved, and every second recorded is in them or counted as missing, in the live log and
-    the result."""
+    the result. The first on a Chinese page: every word of it in Chinese."""
     init = "delete window.AudioWorkletNode;" if why == "no AudioWorklet" else ""
-    context, page = open_live_tab(mic_browser, slow_live_url, init=init)
+    lang = "zh" if why == "no AudioWorklet" else "en"
+    context, page = open_live_tab(mic_browser, slow_live_url, init=init, locale="zh-CN" if lang == "zh" else "en-US")
     try:
         if why == "over the upload limit":
             page.evaluate("window.emotionUploadLimit = 100000")  # 1.1 s at 44.1 kHz
-        got = record(page, 9.0)
+        got = record(page, 9.0, lang=lang)
         page.screenshot(path=str(ARTIFACTS / f"live_stream_only_saved_{why.split()[-1]}.png"), full_page=True)
     finally:
         context.close()
     live_log, result_log, saved, wall = got["live_log"], got["result_log"], got["saved_s"], got["wall_s"]
+    if lang == "zh":
+        assert "服务器收到的音频" in live_log, live_log
+        found = re.search(r"约 ([\d.]+) 秒录音未能保存", live_log)
+        lost = float(found.group(1)) if found else 0.0
+        assert saved + lost >= 0.85 * (wall - 1.0), (saved, lost, wall, live_log)
+        if lost:
+            assert f"实时录音：约 {lost:.1f} 秒录音缺失" in result_log, result_log
+        english = re.compile(r"\b(recorded|received|saved|missing|latency|updates|analysed|silent|dropped|warning)\b")
+        assert not english.search(live_log + result_log + got["page_text"]), (live_log, result_log, got["page_text"])
+        assert got["page_recorder"] is None
+        return
     assert "the audio the server received" in live_log, live_log
     if why == "no AudioWorklet":
         assert got["page_recorder"] is None
-    else:  # it recorded, and did not send
+    else:  # it recorded, and did not send, and the live log says why
         assert got["page_recorder"]["frames"] > 0 and not got["page_recorder"]["sent"], got["page_recorder"]
+        assert "is over the 0.0953674 MB upload limit, so it was not sent" in live_log, live_log
     lost = float(live_log.split("(about ")[1].split(" s")[0]) if "is missing" in live_log else 0.0
     assert saved + lost >= 0.85 * (wall - 1.0), (saved, lost, wall, live_log)
     if saved < 0.9 * (wall - 1.0):

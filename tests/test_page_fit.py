@@ -248,6 +248,44 @@ def test_an_upload_over_the_limit_says_why_in_place(browser, app_url, media, too
     context.close()
 
 
+@pytest.mark.parametrize("size,lang", [("phone", "zh"), ("desktop", "en")])
+def test_a_batch_file_over_the_limit_says_why(browser, app_url, media, too_large, size, lang):  # noqa: F811
+    """Batch: a file over the limit is named with its reason in the summary, in the page's
+    language (no passing pop-up, no error pill); the others chosen with it are uploaded and
+    analysed, and the summary names the refused file again beside their result."""
+    viewport = SIZES[size]
+    context, page = open_page(browser, app_url, viewport, LOCALES[lang])
+    page.get_by_role("tab", name="Batch" if lang == "en" else "批量").click()
+    page.locator('#batch_files input[type="file"]').set_input_files([str(media["speech"]), str(too_large)])
+    reason = "over the 100 MB limit" if lang == "en" else "超过单个文件 100 MB 的上限"
+    page.wait_for_function("([r]) => document.querySelector('#batch_summary').innerText.includes(r)", arg=[reason])
+    summary = page.locator("#batch_summary").inner_text()
+    assert "long call.wav" in summary and "⚠️" in summary, summary
+    assert ("not added" if lang == "en" else "未加入") in summary, summary
+    shows(page, "#batch_files", "speech.wav")
+    assert "long call" not in page.locator("#batch_files").inner_text()
+    assert page.locator("#batch_files .error, .toast-body.error").count() == 0
+    no_wider_than_the_screen(page, viewport)
+    shot(page, f"batch_too_large_{size}_{lang}")
+    page.locator("#batch_btn").click()
+    page.locator("#batch_table table").wait_for()
+    summary = page.locator("#batch_summary").inner_text()
+    assert reason in summary and "long call.wav" in summary, summary  # named again with the result
+    table = page.locator("#batch_table").inner_text()
+    assert "speech.wav" in table and "long call" not in table, table
+    if lang == "zh":
+        assert "over the" not in summary and "not added" not in summary, summary
+    assert page.locator(".toast-body.error").count() == 0
+    shot(page, f"batch_too_large_done_{size}_{lang}")
+    page.locator('#batch_files input[type="file"]').set_input_files([str(media["webm"])])  # a new choice
+    shows(page, "#batch_files", media["webm"].name)
+    page.locator("#batch_btn").click()
+    page.wait_for_function("([s]) => document.querySelector('#batch_summary').innerText !== s", arg=[summary])
+    page.locator("#batch_table table").wait_for()
+    assert "long call" not in page.locator("#batch_summary").inner_text()  # forgotten with the new choice
+    context.close()
+
+
 @pytest.mark.parametrize("size,lang", [("desktop", "en"), ("phone", "zh")])
 def test_each_channel_has_its_own_view(browser, app_url, stereo, size, lang):  # noqa: F811
     """channels="each": a whole view per channel, side by side on a desktop, each saying its

@@ -16,14 +16,14 @@ from ..errors import AudioError
 from ..model import PROJECT_ROOT
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
 from . import render, render_speakers
-from .service import NO_AUDIO, SHUTTING_DOWN, Outcome, RequestError, WebService
+from .service import NO_AUDIO_CODE, NO_FILES, SHUTTING_DOWN_CODE, Outcome, RequestError, WebService
 from .tables import BATCH_EMBEDDINGS, BATCH_TABLE, display_table
-from .text import REASONS_ZH, ZH, lang_of, reason_text, t
+from .text import ZH, lang_of, reason_text, t, warning_text
 
 EXAMPLE_AUDIO = PROJECT_ROOT / "assets" / "example.wav"
 HIDDEN = gr.update(visible=False)
 MB = 2**20  # bytes: Gradio's "100mb" upload limit is 100 * 2**20
-KNOWN_ERRORS = {NO_AUDIO: "no_audio", SHUTTING_DOWN: "shutting_down"}
+WHOLE_MESSAGES = (NO_AUDIO_CODE, SHUTTING_DOWN_CODE, NO_FILES)  # codes whose text is the whole message (no file)
 
 
 def empty_values(lang: str, headline: str | None = None, log: str = "") -> tuple:
@@ -70,12 +70,21 @@ def history_label(data: dict, lang: str) -> str:
 
 
 def error_text(outcome: Outcome, lang: str) -> str:
-    """A failed request's message, once, in the page's language."""
-    if outcome.error in KNOWN_ERRORS:
-        return t(KNOWN_ERRORS[outcome.error], lang)
-    if lang == ZH and outcome.code in REASONS_ZH:
-        return f"{outcome.name}：{reason_text(outcome.error, outcome.code, lang)}"
+    """A failed request's message, once, in the page's language: the file's name and the reason
+    for its code (the service's own message, in English)."""
+    if outcome.code in WHOLE_MESSAGES:
+        return t(outcome.code, lang)
+    if lang == ZH and outcome.code:
+        reason = reason_text(outcome.error, outcome.code, lang)
+        return f"{outcome.name}：{reason}" if reason != outcome.error else outcome.error
     return outcome.error
+
+
+def request_error_text(exc: RequestError, lang: str) -> str:
+    """A refused request's message in the page's language, by its code."""
+    if exc.code in WHOLE_MESSAGES:
+        return t(exc.code, lang)
+    return reason_text(str(exc), exc.code, lang)
 
 
 def outcome_values(outcome: Outcome, lang: str) -> tuple:
@@ -98,6 +107,13 @@ def second_channel_values(outcome: Outcome, lang: str) -> tuple:
         return (HIDDEN, *empty_values(lang))
     result, folder = outcome.channels[1]
     return (gr.update(visible=True), *result_values(result.to_dict(), folder, None, lang))
+
+
+def too_large_text(refused: list[dict], lang: str) -> str:
+    """Files kept back as over the upload limit, each with its size and the limit."""
+    items = "; ".join(t("too_large", lang, name=f["name"], size=f["bytes"] / MB, limit=f["limit"] / MB)
+                      for f in refused)
+    return f"⚠️ {t('batch_too_large', lang, items=items)}"
 
 
 def owner_of(token: str | None, request: gr.Request | None) -> str | None:
@@ -172,15 +188,20 @@ class Handlers:
         """The shipped example, copied into the temp dir so it is served like any upload; the
         result's place says it is loaded and what to press."""
         if not EXAMPLE_AUDIO.is_file():
-            raise gr.Error("the example clip (assets/example.wav) is missing", print_exception=False)
+            raise gr.Error(t("example_missing", lang), print_exception=False)
         dest = Path(tempfile.gettempdir()) / "emotion-example" / EXAMPLE_AUDIO.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.is_file() or dest.stat().st_size != EXAMPLE_AUDIO.stat().st_size:
             shutil.copyfile(EXAMPLE_AUDIO, dest)
         return (str(dest), None, *empty_values(lang, t("example_loaded", lang, name=dest.name)), HIDDEN)
 
-    def batch(self, files, want_embedding, token, lang, request: gr.Request, progress=gr.Progress()):
+    def batch(self, files, want_embedding, token, lang, refused=None, request: gr.Request = None,
+              progress=gr.Progress()):
+        """The batch's summary, CSV, zip and table; `refused`: files the browser kept back as over the
+        upload limit (batch_too_large), named again beside the result."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        if not paths and refused:
+            return self.batch_too_large_values(refused, lang)
         if paths:
             progress(0, desc=t("batch_start", lang, name=Path(paths[0]).name))
 
@@ -193,19 +214,23 @@ class Handlers:
         try:
             out = self.service.batch(paths, want_embedding, owner_of(token, request), on_progress)
         except RequestError as exc:
-            message = t("no_files", lang) if not paths else str(exc)
+            message = request_error_text(exc, lang)
             return f"### {t('failed', lang, error=message)}", gr.update(visible=False), gr.update(visible=False), None
         summary = t("batch_summary", lang, total=len(out.rows), ok=len(out.rows) - len(out.failed),
                     failed=len(out.failed), path=out.folder / BATCH_TABLE)
         reasons = [reason_text(res.reason, res.code, lang) if isinstance(res, AudioError) else row.get("error")
                    for row, res in zip(out.rows, out.results)]
+        notes = [None if isinstance(res, AudioError) else "; ".join(warning_text(w, lang) for w in res.warnings)
+                 for res in out.results]
         failed = [f"{row['id']} ({why})" for row, why in zip(out.rows, reasons) if why]
         if failed:
             summary += "\n\n" + t("batch_failed", lang, items="; ".join(failed))
+        if refused:
+            summary += "\n\n" + too_large_text(refused, lang)
         zip_path = out.folder / BATCH_EMBEDDINGS
         return (summary, gr.update(value=str(out.folder / BATCH_TABLE), visible=True),
                 gr.update(value=str(zip_path), visible=zip_path.is_file()),
-                display_table(out.rows, self.service.labels, lang, reasons))
+                display_table(out.rows, self.service.labels, lang, reasons, notes))
 
     def history_refresh(self, token, lang, request: gr.Request):
         entries = self.service.history(owner_of(token, request))
@@ -223,6 +248,28 @@ class Handlers:
     def history_show(self, name, token, lang, request: gr.Request):
         """The entry chosen in the list, shown at once (none chosen: the empty view)."""
         return self.history_open(name, token, lang, request) if name else empty_values(lang)
+
+    def batch_too_large(self, info: str, request: gr.Request):
+        """Files the browser kept out of a batch as over the upload limit (page.UPLOAD_GUARD_JS):
+        each one's name and the reason in the batch's summary, at once and again with its result."""
+        lang = lang_of(request.headers.get("accept-language") if request is not None else None)
+        try:
+            given = json.loads(info)
+            refused = [{"name": Path(str(f["name"])).name, "bytes": float(f["bytes"]), "limit": float(given["limit"])}
+                       for f in given["files"]]
+            left = int(given.get("left", 0))
+        except (ValueError, KeyError, TypeError):
+            return tuple(gr.skip() for _ in range(5))
+        if not refused:  # a new choice within the limit: those refused before are forgotten
+            return (*(gr.skip() for _ in range(4)), [])
+        values = self.batch_too_large_values(refused, lang)
+        if left:  # a drop is all or nothing: the files under the limit were not added either
+            values = (values[0] + "\n\n" + t("batch_none_added", lang), *values[1:])
+        return (*values, refused)
+
+    @staticmethod
+    def batch_too_large_values(refused: list[dict], lang: str) -> tuple:
+        return (f"### {too_large_text(refused, lang)}", gr.update(visible=False), gr.update(visible=False), None)
 
     def too_large(self, info: str, request: gr.Request):
         """A file the browser refused as over the upload limit (page.UPLOAD_GUARD_JS): its name and

@@ -20,6 +20,7 @@ counted and said (LiveHub.stop).
 from __future__ import annotations
 
 import html
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -35,14 +36,16 @@ from .handlers import empty_values, outcome_values, owner_of
 from .live_sessions import (HOP_S, MAX_RECORDING_S, MAX_SESSIONS, STREAM_EVERY_S, TIMELINE_S, LiveError,
                    LiveHub, LiveView, hub_for, wav_layout)
 from .service import WebService
-from .text import EN, lang_of, t
+from .text import EN, ZH, lang_of, reason_text, t
 from .view import L, ResultView, result_view
 
 RECORDER_JS = (Path(__file__).with_name("live_recorder.js").read_text(encoding="utf-8")
                .replace("__MAX_S__", f"{MAX_RECORDING_S:g}"))  # part of the page's start-up script
 # the stop event's inputs, the page's own recording in place of the hidden file's (empty) value
-STOP_JS = """(language, recording) => (window.emotionLive ? window.emotionLive.stop() : Promise.resolve(null))
-  .catch(err => { console.warn('live recorder', err); return null; }).then(file => [language, file])"""
+# and what became of it (window.emotionLive.last: its size, and whether it was sent) as JSON
+STOP_JS = """(language, recording, sent) => (window.emotionLive ? window.emotionLive.stop() : Promise.resolve(null))
+  .catch(err => { console.warn('live recorder', err); return null; })
+  .then(file => [language, file, JSON.stringify((window.emotionLive && window.emotionLive.last) || {})])"""
 LIVE_CONCURRENCY = "live"  # the stream events: cheap (the model runs on the hub's worker)
 CONTROL_CONCURRENCY = "live_control"  # start and stop of a recording
 COLORS = {"silence": "#e4e4e7", "angry": "#e5484d", "disgusted": "#7c8a2b", "fearful": "#8e4ec6", "happy": "#f5b400",
@@ -71,6 +74,7 @@ class LiveTab:
     view: ResultView  # the whole recording's result, as an upload's is shown
     recording: gr.State  # the stopped recording's WAV, until it is analysed
     browser_recording: gr.File  # hidden: carries the page's own recording (STOP_JS) to the stop event
+    sent: gr.Textbox  # hidden: what became of the page's own recording (STOP_JS), as JSON
 
 
 # ---------------------------------------------------------------- what the tab shows
@@ -124,6 +128,16 @@ def now_html(view: LiveView | None, lang: str = EN) -> str:
             "</small></div>")
 
 
+def live_error_text(exc: Exception, lang: str = EN) -> str:
+    """A refused chunk's message in the page's language (a LiveError by its code, an AudioError by
+    the file's name and its reason's code)."""
+    if isinstance(exc, LiveError):
+        return t(f"reason_live_{exc.code}", lang, **exc.values) if lang == ZH else str(exc)
+    if isinstance(exc, AudioError):
+        return f"{exc.name}：{reason_text(exc.reason, exc.code, lang)}" if lang == ZH else str(exc)
+    return str(exc)
+
+
 def _state(view: LiveView, lang: str) -> str:
     return t("live_speech", lang) if view.speech_now else t("silence", lang)
 
@@ -140,6 +154,13 @@ def meter_html(view: LiveView | None, lang: str = EN) -> str:
             f"{t('live_level', lang, db=view.level_db, state=_state(view, lang), seconds=view.duration_s)}</small>")
 
 
+def stopped_meter_html(seconds: float, lang: str = EN) -> str:
+    """The level meter once stopped: the length of the recording that is saved (the stop
+    summary's), where while recording it counted what reached the live updates."""
+    return (f'<div class="live-meter"><div style="width:0"></div></div>'
+            f"<small>{html.escape(t('live_level_stopped', lang, seconds=seconds))}</small>")
+
+
 def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = TIMELINE_S, lang: str = EN) -> str:
     """The last span_s of updates as a strip: runs of one emotion as coloured stretches with their
     emoji (and name, when there is room), silence in grey; newest on the right."""
@@ -154,9 +175,11 @@ def timeline_html(view: LiveView | None, hop_s: float = HOP_S, span_s: float = T
     free = max(0, int(span_s / hop_s) - sum(r[1] for r in runs))
     cells = [f'<span style="flex:{free};background:transparent"></span>'] if free else []
     for key, hops, label in runs:
-        text = "·" if key == "silence" else label.emoji + (f" {key}" if hops >= 6 else "")
+        name = t("silence", lang) if key == "silence" else (label.zh or key) if lang == ZH else key
+        text = "·" if key == "silence" else label.emoji + (f" {name}" if hops >= 6 else "")
         ink = "#52525b" if key == "silence" else "#fff"
-        cells.append(f'<span data-emotion="{key}" title="{key}, {hops * hop_s:g} s" style="flex:{hops};'
+        span = t("live_run", lang, name=name, seconds=hops * hop_s)
+        cells.append(f'<span data-emotion="{key}" title="{html.escape(span)}" style="flex:{hops};'
                      f'background:{COLORS.get(key, SILENCE_COLOR)};color:{ink}">{text}</span>')
     return (f'<div class="live-strip" data-runs="{len(runs)}">{"".join(cells)}</div>'
             f'<div class="live-axis"><span>-{span_s:.0f} s</span><span>{t("live_now", lang)}</span></div>')
@@ -188,7 +211,7 @@ def _chunk(hub: LiveHub, key: str, chunk_path, lang: str = EN):
         rate, samples = read_chunk(chunk_path)
         view = hub.push(key, samples, rate, arrived)
     except (LiveError, ValueError) as exc:  # AudioError is a ValueError
-        raise gr.Error(str(exc), print_exception=False) from None
+        raise gr.Error(live_error_text(exc, lang), print_exception=False) from None
     view = hub.view(key) or view
     if not view.fresh:  # the meter moves with every chunk; the rest only with a new update
         return gr.skip(), meter_html(view, lang), gr.skip(), gr.skip()
@@ -206,19 +229,36 @@ def _started(lang: str):
             *empty_values(lang))
 
 
-def _stop(hub: LiveHub, key: str, lang: str = EN, browser_wav: str | None = None):
-    """End the session; the recording to analyse is the page's own (browser_wav) when it has one."""
+def not_sent_text(sent: str | None, lang: str = EN) -> str | None:
+    """Why the page's own recording did not come (live_recorder.js's `last`, as JSON): over the
+    upload limit; None when it was sent or the page said nothing."""
+    try:
+        last = json.loads(sent or "{}")
+        size, limit = 44 + 2 * int(last["frames"]), float(last["limit"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if last.get("sent") or size <= limit:
+        return None
+    return t("live_not_sent", lang, size=size / 2**20, limit=limit / 2**20)
+
+
+def _stop(hub: LiveHub, key: str, lang: str = EN, browser_wav: str | None = None, sent: str | None = None):
+    """End the session; the recording to analyse is the page's own (browser_wav) when it has one.
+    The meter then shows the saved recording's length, as the summary does."""
     recording = hub.stop(key, Path(browser_wav) if browser_wav else None)
     if browser_wav and (recording is None or recording.path != Path(browser_wav)):
         Path(browser_wav).unlink(missing_ok=True)  # not the one saved
     if recording is None:
-        return None, t("live_nothing", lang)
+        return None, t("live_nothing", lang), gr.skip()
     v = recording.view
     kept = t(f"live_kept_{recording.source}", lang, streamed=recording.streamed_s)
-    lost = f" ({t('live_lost', lang, seconds=v.lost_s)})" if v.lost_s else ""
+    lost = (f"（{t('live_lost', lang, seconds=v.lost_s)}）" if lang == ZH else
+            f" ({t('live_lost', lang, seconds=v.lost_s)})") if v.lost_s else ""
+    why = not_sent_text(sent, lang) if recording.source == "stream" else None
     summary = (t("live_stopped", lang, seconds=recording.duration_s, analysed=v.analysed, silent=v.silent,
-                 dropped=v.dropped) + f"\n{kept}{lost}\n{latency_text(v, lang)}\n{t('live_analysing', lang)}")
-    return (str(recording.path), v.lost_s), summary
+                 dropped=v.dropped) + f"\n{kept}{lost}" + (f"\n{why}" if why else "")
+               + f"\n{latency_text(v, lang)}\n{t('live_analysing', lang)}")
+    return (str(recording.path), v.lost_s), summary, stopped_meter_html(recording.duration_s, lang)
 
 
 def _analyse(service: WebService, recording, granularity, want_embedding, owner, lang, log: str = ""):
@@ -228,7 +268,7 @@ def _analyse(service: WebService, recording, granularity, want_embedding, owner,
     if not recording:
         return ("", log, *empty_values(lang))
     path, lost_s = recording
-    lost = [f"live recording: about {lost_s:.1f} s of the recording is missing"] if lost_s else []
+    lost = [t("warn_live_lost", EN, seconds=f"{lost_s:.1f}")] if lost_s else []  # shown in the page's language
     try:
         [outcome] = service.serve([path], [granularity], [want_embedding], [owner], warnings=[lost])
     finally:
@@ -254,13 +294,14 @@ def layout() -> LiveTab:
             meter = gr.HTML(meter_html(None), elem_id="live_meter")  # in the page's language on load (_idle)
             log_box = gr.Textbox(label=L("live_log"), lines=6, interactive=False, elem_id="live_log")
             browser_recording = gr.File(visible=False, type="filepath", elem_id="live_browser_recording")
+            sent = gr.Textbox(visible=False)
             gr.Markdown(L("live_note"))
         with gr.Column(scale=2, min_width=280):
             now = gr.HTML(listening_html(), elem_id="live_now")
             timeline = gr.HTML(timeline_html(None), label=L("live_timeline"), elem_id="live_timeline")
             view = result_view("live_")
     return LiveTab(audio, granularity, want_emb, meter, now, timeline, log_box, view, gr.State(None),
-                   browser_recording)
+                   browser_recording, sent)
 
 
 def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str, owner, lang) -> None:
@@ -271,8 +312,8 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
     def chunk(chunk_path, request: gr.Request):  # gr.Request is given to annotated functions only
         return _chunk(hub, request.session_hash, chunk_path, lang_of(request.headers.get("accept-language")))
 
-    def stop(language, browser_wav, request: gr.Request):
-        return _stop(hub, request.session_hash, language, browser_wav)
+    def stop(language, browser_wav, sent, request: gr.Request):
+        return _stop(hub, request.session_hash, language, browser_wav, sent)
 
     def analyse(recording, granularity, want_embedding, token, language, log, request: gr.Request):
         return _analyse(service, recording, granularity, want_embedding, owner_of(token, request), language, log)
@@ -285,7 +326,8 @@ def wire(service: WebService, hub: LiveHub, tab: LiveTab, model_concurrency: str
                      time_limit=int(MAX_RECORDING_S) + 60, api_name="live_chunk", **live)
     tab.audio.start_recording(_started, lang, [tab.now, tab.meter, tab.timeline, tab.log_box, *tab.view.outputs()],
                               api_name="live_start", **control)
-    tab.audio.stop_recording(stop, [lang, tab.browser_recording], [tab.recording, tab.log_box], js=STOP_JS,
+    tab.audio.stop_recording(stop, [lang, tab.browser_recording, tab.sent], [tab.recording, tab.log_box, tab.meter],
+                             js=STOP_JS,
                              api_name="live_stop", **control).then(
         analyse, [tab.recording, tab.granularity, tab.want_emb, owner, lang, tab.log_box],
         [tab.now, tab.log_box, *tab.view.outputs()],

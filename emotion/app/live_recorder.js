@@ -116,7 +116,7 @@
     tap.ctx.close();
     const limit = window.emotionUploadLimit || Infinity, bytes = 44 + 2 * tap.frames;
     live.last = {frames: tap.frames, rate: tap.rate, over: tap.over, wall_ms: Date.now() - tap.started,
-                 sent: Boolean(tap.frames) && bytes <= limit};
+                 sent: Boolean(tap.frames) && bytes <= limit, limit: limit};
     if (bytes > limit) console.warn(`live recorder: ${bytes} bytes is over the upload limit; the stream is saved`);
     return live.last.sent ? wav(tap) : null;
   };

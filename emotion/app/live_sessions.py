@@ -66,7 +66,12 @@ STALE_RECORDING_S = 3600.0  # a stopped recording not analysed by then is delete
 
 
 class LiveError(EmotionError):
-    """A live request that cannot be served; the message is for the user."""
+    """A live request that cannot be served; the message is for the user, `code` its kind (the
+    page's text reason_live_<code>, filled with `values`)."""
+
+    def __init__(self, message: str, code: str, **values):
+        super().__init__(message)
+        self.code, self.values = code, values
 
 
 WAV_HEADER_MAX = 65536  # bytes of a WAV read to find its data chunk (a browser's header is 44)
@@ -252,9 +257,10 @@ class LiveHub:
             if session is not None:
                 return session
             if key in self._gone:  # a chunk that was on its way when the tab closed
-                raise LiveError("this recording has ended")
+                raise LiveError("this recording has ended", "ended")
             if len(self._sessions) >= self.max_sessions:
-                raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment")
+                raise LiveError(f"{self.max_sessions} live recordings are running: try again in a moment", "full",
+                                sessions=self.max_sessions)
             # latest wins: of the windows one chunk makes due, only the newest keeps its samples;
             # the recording is analysed whole from its WAV on stop, as an upload is (whole=False)
             stream = StreamingRecognizer(self.recognizer, rate, self.window_s, self.hop_s, self.vad, latest_only=True,
@@ -269,7 +275,7 @@ class LiveHub:
         session = self._session(key, rate)
         with session.lock:
             if session.closed:
-                raise LiveError("this recording has ended")
+                raise LiveError("this recording has ended", "ended")
             chunks = session.stream
             if rate != chunks.rate:
                 raise AudioError("microphone", f"the sample rate changed mid-recording ({chunks.rate} "

@@ -77,22 +77,40 @@ textarea { word-break: keep-all; }
 .speakers-none { font-size: 16px; font-weight: 600; }
 """ + live_page.LIVE_CSS
 # A file over the upload limit is refused in the browser before it is sent (the server would
-# answer 413, which Gradio shows only as a passing pop-up): its name and size go to the hidden
-# #too_large_btn, whose handler puts the reason in the result's place and the log.
+# answer 413, which Gradio shows only as a passing pop-up): its name and size go to a hidden
+# button, whose handler puts the reason in the result's place and the log (Analyse: #too_large_btn)
+# or the batch's summary (Batch: #batch_too_large_btn; the other files chosen are uploaded).
 UPLOAD_GUARD_JS = """() => {
   const limit = window.emotionUploadLimit = %d;  // also the Live recorder's (live_recorder.js)
-  const guard = (files, event) => {
-    const big = [...(files || [])].find(f => f.size > limit);
-    if (!big) return;
-    event.preventDefault(); event.stopImmediatePropagation();
-    if (event.target.type === 'file') event.target.value = '';
-    window.__emotionTooLarge = JSON.stringify({name: big.name, bytes: big.size, limit: limit});
-    document.querySelector('#too_large_btn').click();
+  const boxes = {'#file_in': ['__emotionTooLarge', '#too_large_btn'],
+                 '#batch_files': ['__emotionBatchTooLarge', '#batch_too_large_btn']};
+  const guard = (box, files, event) => {
+    const all = [...(files || [])], big = all.filter(f => f.size > limit);
+    const [slot, button] = boxes[box], input = event.target.type === 'file' ? event.target : null;
+    if (!big.length) {  // a new batch choice forgets the files refused before it
+      if (box === '#batch_files' && all.length) {
+        window[slot] = JSON.stringify({files: [], limit: limit}); document.querySelector(button).click(); }
+      return; }
+    const rest = box === '#batch_files' ? all.filter(f => f.size <= limit) : [];
+    let kept = 0;
+    if (rest.length && input) {  // the files under the limit go on to Gradio as chosen
+      const keep = new DataTransfer(); rest.forEach(f => keep.items.add(f)); input.files = keep.files;
+      kept = rest.length;
+    } else {
+      event.preventDefault(); event.stopImmediatePropagation();
+      if (input) input.value = '';
+    }
+    window[slot] = JSON.stringify(box === '#file_in' ? {name: big[0].name, bytes: big[0].size, limit: limit} :
+      {files: big.map(f => ({name: f.name, bytes: f.size})), limit: limit, kept: kept, left: rest.length - kept});
+    document.querySelector(button).click();
   };
+  const within = target => Object.keys(boxes).find(box => target.closest && target.closest(box));
   document.addEventListener('change', e => {
-    if (e.target.matches && e.target.matches('#file_in input[type=file]')) guard(e.target.files, e); }, true);
+    const box = within(e.target);
+    if (box && e.target.matches('input[type=file]')) guard(box, e.target.files, e); }, true);
   document.addEventListener('drop', e => {
-    if (e.target.closest && e.target.closest('#file_in')) guard(e.dataTransfer && e.dataTransfer.files, e); }, true);
+    const box = within(e.target);
+    if (box) guard(box, e.dataTransfer && e.dataTransfer.files, e); }, true);
 }"""
 
 
@@ -135,13 +153,15 @@ def _batch_tab():
             gr.Markdown(L("batch_note"))
             button = gr.Button(L("analyse_all"), variant="primary", elem_id="batch_btn")
             progress = gr.Markdown(elem_id="batch_progress")  # the progress line, beside the button
+            too_large = gr.Button(elem_id="batch_too_large_btn", elem_classes="hidden-trigger")
+            refused = gr.State([])  # the files refused as over the limit: named again with the batch's result
         with gr.Column(scale=2, min_width=280):
             summary = gr.Markdown(elem_id="batch_summary")
             with gr.Row():
                 csv_btn = gr.DownloadButton(L("download_csv"), visible=False, size="sm", elem_id="batch_csv")
                 zip_btn = gr.DownloadButton(L("download_zip"), visible=False, size="sm", elem_id="batch_zip")
             table = gr.HTML(elem_id="batch_table")  # tables.display_table
-    return files, want_emb, button, progress, summary, csv_btn, zip_btn, table
+    return files, want_emb, button, progress, summary, csv_btn, zip_btn, table, too_large, refused
 
 
 def _result_columns():
@@ -225,10 +245,13 @@ def build_app(service: WebService, queue_size: int = DEFAULT_QUEUE_SIZE, coalesc
                             js="() => [window.__emotionTooLarge || '']", api_visibility="private", **LIGHT)
         example_btn.click(h.example, lang, [file_in, mic_in, *view.outputs(), second_box], api_visibility="private",
                           **LIGHT)
-        files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table = batch
-        b_btn.click(h.batch, [files, b_emb, owner, lang], [b_summary, b_csv, b_zip, b_table], api_name="batch",
-                    api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,
+        files, b_emb, b_btn, b_progress, b_summary, b_csv, b_zip, b_table, b_too_large, b_refused = batch
+        b_btn.click(h.batch, [files, b_emb, owner, lang, b_refused], [b_summary, b_csv, b_zip, b_table],
+                    api_name="batch", api_visibility="public", concurrency_id=MODEL_CONCURRENCY, concurrency_limit=1,
                     show_progress_on=b_progress)
+        b_too_large.click(h.batch_too_large, too_large_info, [b_summary, b_csv, b_zip, b_table, b_refused],
+                          js="() => [window.__emotionBatchTooLarge || '']", api_visibility="private", **LIGHT)
+        files.clear(lambda: [], None, b_refused, api_visibility="private", **LIGHT)
         hist_refresh.click(h.history_refresh, [owner, lang], hist_choice, api_visibility="private", **LIGHT)
         hist_open.click(h.history_open, [hist_choice, owner, lang], hist_view.outputs(), api_name="history_open",
                         api_visibility="undocumented", **LIGHT)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..labels import CHINESE, display_name
 from ..results import AUDIO_FILE, EMBEDDING_FILE, RESULT_FILE
-from .text import EN, TEXT, ZH, t
+from .text import EN, TEXT, ZH, t, warning_text
 
 MAX_PLOT_FRAMES = 600  # timeline points per emotion; longer clips are subsampled for the chart
 TIMELINE_CLASSES = 4  # the chart draws the strongest few (all scores stay in result.json): readable on a phone
@@ -135,7 +135,7 @@ def process_log(data: dict, folder: Path | None, request_ms: float | None, lang:
                        request=request_ms))
     if folder is not None:
         lines.append(t("log_saved", lang, path=folder))
-    lines += [t("log_warning", lang, warning=w) for w in data.get("warnings", [])]
+    lines += [t("log_warning", lang, warning=warning_text(w, lang)) for w in data.get("warnings", [])]
     return "\n".join(lines)
 
 

@@ -50,10 +50,19 @@ SPEAKERS_OFF = "off"
 # The page's speaker choices: off (one result for the whole clip), auto (estimated, at most
 # DEFAULT_MAX_SPEAKERS), or a number given.
 SPEAKER_CHOICES = (SPEAKERS_OFF, "auto", *(str(n) for n in range(2, DEFAULT_MAX_SPEAKERS + 1)))
+# Why a request failed beyond the library's reasons (emotion.errors.REASONS): Outcome.code,
+# AudioError.code of a batch's row, RequestError.code; the page words each (text.json reason_<code>).
+BUSY, NOT_ANALYSED_CODE, NOT_SAVED = "busy", "not_analysed", "not_saved"
+NO_AUDIO_CODE, SHUTTING_DOWN_CODE, NO_FILES = "no_audio", "shutting_down", "no_files"
+NO_SPEAKERS = "no_speakers"
 
 
 class RequestError(EmotionError):
-    """A request that cannot be served; the message is for the user."""
+    """A request that cannot be served; the message is for the user, `code` says which kind."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -65,7 +74,7 @@ class Outcome:
     folder: Path | None = None  # where the result was saved
     request_ms: float = 0.0
     error: str | None = None  # "<name>: <reason>", for the user
-    code: str | None = None  # an emotion.audio.REASONS code when the file was refused
+    code: str | None = None  # why not: an emotion.errors.REASONS code, or one of the service's (BUSY, ...)
     channels: list[tuple[EmotionResult, Path]] = field(default_factory=list)  # channels="each": every one
 
 
@@ -175,7 +184,7 @@ class WebService:
         speakers = [s or SPEAKERS_OFF for s in speakers] if speakers else [SPEAKERS_OFF] * len(paths)
         return self._guarded(lambda: self._serve(paths, granularities, embeddings, owners, names, channels, warnings,
                                                  speakers),
-                             lambda: [Outcome(n, error=SHUTTING_DOWN) for n in names])
+                             lambda: [Outcome(n, error=SHUTTING_DOWN, code=SHUTTING_DOWN_CODE) for n in names])
 
     def _serve(self, paths, granularities, embeddings, owners, names, channels, warnings, speakers) -> list[Outcome]:
         start = time.perf_counter()
@@ -183,7 +192,7 @@ class WebService:
         groups: dict[tuple[str, str], list[int]] = {}
         for i, (path, gran, chosen, who) in enumerate(zip(paths, granularities, channels, speakers)):
             if not path:
-                outcomes[i] = Outcome(names[i], error=NO_AUDIO)
+                outcomes[i] = Outcome(names[i], error=NO_AUDIO, code=NO_AUDIO_CODE)
             elif gran not in GRANULARITIES or chosen not in CHANNEL_CHOICES:
                 outcomes[i] = Outcome(names[i], error=f"unknown granularity {gran!r} or channels {chosen!r}")
             elif who not in SPEAKER_CHOICES:
@@ -209,7 +218,9 @@ class WebService:
             if isinstance(res, EmotionError) and not isinstance(res, AudioError):
                 if not isinstance(res, BusyError):
                     log.error("analysing %s failed: %s", Path(str(paths[i])).name, res)
-                out[i] = AudioError(Path(str(paths[i])).name, str(res) if isinstance(res, BusyError) else NOT_ANALYSED)
+                busy = isinstance(res, BusyError)
+                out[i] = AudioError(Path(str(paths[i])).name, str(res) if busy else NOT_ANALYSED,
+                                    BUSY if busy else NOT_ANALYSED_CODE)
         return out
 
     def diarizer(self):
@@ -233,14 +244,14 @@ class WebService:
                                           granularity=granularity, diarizer=self.diarizer())
         except ImportError as exc:
             log.error("speakers are not available: %s", exc)
-            return AudioError(name, NO_SPEAKERS_PACKAGE)
+            return AudioError(name, NO_SPEAKERS_PACKAGE, NO_SPEAKERS)
         except AudioError as exc:
             return exc
         except BusyError as exc:
-            return AudioError(name, str(exc))
+            return AudioError(name, str(exc), BUSY)
         except Exception:  # a fault in the VAD or the speaker encoder costs this request, not the page
             log.exception("analysing %s by speaker failed", name)
-            return AudioError(name, NOT_ANALYSED)
+            return AudioError(name, NOT_ANALYSED, NOT_ANALYSED_CODE)
         return analysis.result
 
     def _save(self, name: str, res, embedding: bool, owner: str | None, start: float,
@@ -262,7 +273,8 @@ class WebService:
                 saved.append((one, write_result(one, self.results_root(owner), embedding=embedding)))
         except OSError as exc:
             log.error("could not save a result: %s", exc)
-            return Outcome(name, error=f"{name}: the result could not be saved ({exc.strerror or 'write error'})")
+            return Outcome(name, error=f"{name}: the result could not be saved ({exc.strerror or 'write error'})",
+                           code=NOT_SAVED)
         elapsed = time.perf_counter() - start
         self.speed.add(results[0].input.duration_s * len(results), elapsed)
         return Outcome(name, saved[0][0], saved[0][1], elapsed * 1000, channels=saved)
@@ -295,10 +307,10 @@ class WebService:
         """Analyse `paths` one model batch at a time into one table (saved as the batch command's
         CSV, with an embeddings zip if asked). on_progress(done, total, name, eta_s) after each file."""
         if not paths:
-            raise RequestError("no files: choose one or more audio files")
+            raise RequestError("no files: choose one or more audio files", NO_FILES)
 
         def refused():
-            raise RequestError(SHUTTING_DOWN)
+            raise RequestError(SHUTTING_DOWN, SHUTTING_DOWN_CODE)
 
         return self._guarded(lambda: self._batch(paths, embedding, owner, on_progress), refused)
 
@@ -318,7 +330,7 @@ class WebService:
         try:
             folder = write_folder(next_folder(self.results_root(owner)), files)
         except OSError as exc:
-            raise RequestError(f"the results could not be saved: {exc.strerror}") from None
+            raise RequestError(f"the results could not be saved: {exc.strerror}", NOT_SAVED) from None
         failed = [(r["id"], r["error"]) for r in rows if r.get("error")]
         log.info("batch: %d files, %d failed, %.1f s", len(paths), len(failed), time.perf_counter() - start)
         return BatchOutcome(rows, results, folder, [folder / name for name in files], failed)

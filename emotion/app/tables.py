@@ -78,25 +78,28 @@ def batch_files(rows: list[dict], keys: list[str], results: list,
     return files
 
 
-def display_table(rows: list[dict], keys: list[str], lang: str = EN, reasons: list[str | None] | None = None) -> str:
+def display_table(rows: list[dict], keys: list[str], lang: str = EN, reasons: list[str | None] | None = None,
+                  notes: list[str | None] | None = None) -> str:
     """The page's table (render.html_table), made for reading on a phone as on a desktop: the
     emotion (emoji, names and confidence), the file, and one wrapped column of details: the
     runners-up in percent, or the reason a file failed (`reasons`: each row's, in the page's
-    language; else the row's own), or the warnings. Every score is in the CSV."""
+    language; else the row's own), or the warnings (`notes`: each row's, in the page's language;
+    else the row's own). Every score is in the CSV."""
     out = []
     for i, row in enumerate(rows):
         error = (reasons[i] if reasons else None) or row.get("error")
+        warnings = notes[i] if notes else row.get("warnings")
         if error:
             out.append([f"⚠️ {t('failed_short', lang)}", row["id"], error])
             continue
         if row.get("emotion") is None:  # silent: nothing to judge
-            out.append([f"🔇 {t('silence', lang)}", row["id"], row.get("warnings") or ""])
+            out.append([f"🔇 {t('silence', lang)}", row["id"], warnings or ""])
             continue
         rest = sorted((k for k in keys if k != row["emotion"] and row.get(k) is not None),
                       key=lambda k: -float(row[k]))[:DETAIL_SCORES]
         details = " · ".join(f"{display_name(k)} {100 * float(row[k]):.1f}%" for k in rest)
-        if row.get("warnings"):
-            details += f" · ⚠️ {row['warnings']}"
+        if warnings:
+            details += f" · ⚠️ {warnings}"
         out.append([f"{display_name(row['emotion'])} · {100 * float(row['confidence']):.1f}%", row["id"], details])
     columns = [t("col_result", lang), t("col_file", lang), t("col_details", lang)]
     return html_table(t("batch_table", lang), columns, out)

@@ -8,6 +8,8 @@ here from the request's Accept-Language with lang_of().
 from __future__ import annotations
 
 import json
+import re
+import string
 from pathlib import Path
 
 EN, ZH = "en", "zh"
@@ -32,8 +34,38 @@ def t(key: str, lang: str = EN, **values) -> str:
 
 def reason_text(reason: str, code: str | None, lang: str = EN) -> str:
     """Why a file was refused, in the page's language: the library's own reason in English (it
-    names the detail), the table's for its code (emotion.errors.REASONS) in Chinese."""
-    return REASONS_ZH[code] if lang == ZH and code in REASONS_ZH else reason
+    names the detail), the table's for its code in Chinese (emotion.errors.REASONS, or the web
+    service's own codes: the entries reason_<code>)."""
+    if lang == ZH and code in REASONS_ZH:
+        return REASONS_ZH[code]
+    if lang == ZH and f"reason_{code}" in TEXT:
+        return t(f"reason_{code}", lang)
+    return reason
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A warn_* entry's English text as a pattern: its words literal, each {field} any text."""
+    parts = [re.escape(literal) + (f"(?P<{field}>.+?)" if field else "")
+             for literal, field, _, _ in string.Formatter().parse(template)]
+    return re.compile("".join(parts))
+
+
+# The warnings a result can carry (the library's text, in English, with figures), by kind: the
+# entries warn_*, whose English is the library's wording with {fields} where the figures go.
+WARNINGS = [(key, _pattern(en)) for key, (en, _) in TEXT.items() if key.startswith("warn_")]
+
+
+def warning_text(warning: str, lang: str = EN) -> str:
+    """A result's warning in the page's language: in Chinese the table's text for its kind, with
+    the warning's own figures; English, or a warning of no known kind, as the library wrote it."""
+    if lang != ZH:
+        return warning
+    text = " ".join(str(warning).split())
+    for key, pattern in WARNINGS:
+        found = pattern.fullmatch(text)
+        if found:
+            return t(key, lang, **found.groupdict())
+    return warning
 
 
 def translations(**values) -> dict[str, dict[str, str]]:
