@@ -4,6 +4,7 @@ stopped recording saved exactly as an upload."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 import threading
 import time
 
@@ -15,6 +16,7 @@ from emotion import Recognizer
 from emotion.app.live_sessions import LiveError, LiveHub, wav_duration_s
 from emotion.app.live_page import read_chunk
 from emotion.app.service import WebService
+from emotion.app.view import ResultView
 from emotion.audio import SAMPLE_RATE
 from emotion.errors import AudioError
 from emotion.model import load_model
@@ -364,7 +366,7 @@ def test_the_stop_says_one_length_and_every_reason_in_the_page_language(tiny_rec
             hub.push("b", pcm(0.1), RATE)
         assert live_error_text(ended.value, "zh") == "这次录音已经结束"
         shown = _analyse(service, recording, "utterance", False, "me", "zh", summary)
-        log = shown[2 + 10]  # ("", live log, *result view): the result view's processing log
+        log = shown[2 + [f.name for f in fields(ResultView)].index("log")]  # ("", live log, *result view)
         assert recording[1] > 2.5 and f"实时录音：约 {recording[1]:.1f} 秒录音缺失" in log, log
         assert "missing" not in log and "live recording" not in log, log
     finally:
