@@ -46,7 +46,8 @@ class SpeechDetector:
             model = self._local.model = load_vad("--segment")  # the TorchScript model inside the package
         return model
 
-    def _options(self) -> dict:
+    def options(self) -> dict:
+        """The settings Silero VAD's get_speech_timestamps is given."""
         return dict(threshold=self.threshold, sampling_rate=SAMPLE_RATE,
                     min_speech_duration_ms=int(self.min_speech_s * 1000),
                     min_silence_duration_ms=int(self.min_silence_s * 1000),
@@ -58,7 +59,7 @@ class SpeechDetector:
 
         with torch.no_grad():
             stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
-                                           self._model(), **self._options())
+                                           self._model(), **self.options())
         return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
     def streams(self, n: int = 1) -> list["SpeechStream"]:
@@ -105,5 +106,5 @@ class SpeechStream:
                 self._probs.append(self._model(torch.from_numpy(last), SAMPLE_RATE).item())
             self._rest = np.zeros(0, np.float32)
         stamps = get_speech_timestamps_from_probs(self._probs.tolist(), audio_length_samples=self.samples,
-                                                  **self._detector._options())
+                                                  **self._detector.options())
         return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
