@@ -20,6 +20,10 @@ shorter than MIN_TURN_S, or heard by a single window, are merged into a neighbou
 stretch of speech (a change of speaker without a pause needs two windows that agree); one
 speaker's turns less than JOIN_PAUSE_S apart are one turn.
 
+Steps 1 and 2 also run on a recording fed piece by piece, in bounded memory (the VAD's
+SpeechStream, step by step; PrintStream, one stretch of speech at a time), which is how
+emotion.speakers.analysis reads recordings of any length; fed a whole clip they give the same.
+
 What it does not do: overlapping speech gets one speaker per instant (the louder or the one whose
 voice print the window is closer to), a speaker who says less than about a window may be folded
 into another, and with "auto" more than max_speakers voices are merged down to max_speakers.
