@@ -17,7 +17,10 @@ is Silero VAD's speech in each piece (the pauses inside an utterance are not spe
 its speaker.  DER is scored as NIST's md-eval does: on 10 ms frames, outside a 0.25 s collar
 around every reference boundary, with the best one-to-one mapping of found to true speakers
 (Hungarian), missed speech + false alarm + speaker confusion over the reference speech time
-(overlapped speech counts once per speaker).  --hour times an hour of conversation end to end.
+(overlapped speech counts once per speaker).  --hour times an hour of conversation end to end:
+written as a file and analysed by recognize_speakers (streamed: the file is read three times,
+VAD and whole-file emotion, voice prints, each turn's emotion) in a fresh process, and its first
+10 min the same way, with the peak memory of each (it does not grow with the length).
 """
 
 from __future__ import annotations
@@ -151,7 +154,12 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DATA, help="folder of speaker folders of .flac (default: %(default)s)")
     p.add_argument("--per-count", type=int, default=5, help="conversations per speaker count (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hour", action="store_true", help="also time an hour of conversation")
+    p.add_argument("--hour", action="store_true", help="also time an hour of conversation (and its first 10 "
+                   "min) end to end as files, each in a fresh process, with its peak memory")
+    p.add_argument("--model", default=None, help="with --hour: the emotion model folder (default: a tiny "
+                   "random-weight model, so that the times are those of the speaker steps and the reading)")
+    p.add_argument("--stream-above", type=float, default=300.0, help="with --hour: files longer than this many "
+                   "seconds are streamed (default: %(default)s, so both are)")
     p.add_argument("--thresholds", default=None,
                    help="comma-separated AUTO_THRESHOLD values to compare (calibration), e.g. 0.3,0.4,0.5")
     args = p.parse_args()
@@ -186,6 +194,17 @@ def main() -> None:
                 res = diarizer.turns(prints, "auto", threshold=t)
                 calib[t].append((n_speakers, len(res.speakers),
                                  der(ref, [(x.start, x.end, x.speaker) for x in res.turns], duration)["der"]))
+    if rows:
+        table(rows, audio_s, spent, cpu_spent, load_before)
+    for t in thresholds:
+        got = calib[t]
+        print(f"threshold {t}: count right {sum(a == b for a, b, _ in got)}/{len(got)}, mean DER "
+              f"{np.mean([d for *_, d in got]):.1%}, found {[b for _, b, _ in got]}")
+    if args.hour:
+        time_hour(args, rng, voices, diarizer)
+
+
+def table(rows: list[dict], audio_s: float, spent: float, cpu_spent: float, load_before: str) -> None:
     print()
     print("| speakers | recordings | audio | DER (count given) | missed | false alarm | confusion "
           "| DER (auto) | count right (auto) |")
@@ -207,25 +226,72 @@ def main() -> None:
     print(f"speed over these recordings: {spent / audio_s * 3600 / 60:.1f} min per hour of audio "
           f"(VAD + encoder + clustering; {cpu_spent / audio_s * 3600 / 60:.1f} CPU-min), "
           f"peak RSS {peak_rss_mb():.0f} MB; load average before/after: {load_before} / {os.getloadavg()[0]:.1f}")
-    for t in thresholds:
-        got = calib[t]
-        print(f"threshold {t}: count right {sum(a == b for a, b, _ in got)}/{len(got)}, mean DER "
-              f"{np.mean([d for *_, d in got]):.1%}, found {[b for _, b, _ in got]}")
-    if args.hour:
-        parts, total = [], 0
+
+
+# One recording, end to end, in a fresh process: its own peak memory (VmHWM: a child started by
+# vfork inherits its parent's high-water mark in ru_maxrss), wall and CPU time, load average.
+END_TO_END = """
+import json, os, resource, sys, time
+from emotion import Recognizer
+from emotion.sources import AudioOpener
+from emotion.speakers import Diarizer, recognize_speakers
+
+model, path, above = sys.argv[1], sys.argv[2], float(sys.argv[3])
+rec = Recognizer.load(model, device="cpu", warmup=False, opener=AudioOpener(None, stream_above_s=above))
+diarizer = Diarizer()
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+load, start, cpu_start = os.getloadavg()[0], time.perf_counter(), cpu()
+talk = recognize_speakers(rec, path, "auto", diarizer=diarizer)
+print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": cpu() - cpu_start, "load": [load, os.getloadavg()[0]],
+                  "streamed": not rec.opener.read_whole(path), "duration_s": talk.result.input.duration_s,
+                  "turns": len(talk.turns), "speakers": len(talk.speakers),
+                  "peak_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024}))
+"""
+
+
+def time_hour(args, rng, voices, diarizer) -> None:
+    """An hour of 4-speaker conversations (and its first 10 min) as 16-bit WAV files, each analysed
+    end to end by recognize_speakers (read as a stream, VAD, voice prints, clustering, every turn's
+    emotion) in a fresh process."""
+    import json
+    import tempfile
+
+    import soundfile as sf
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-speakers-"))
+    model = args.model
+    if model is None:  # the emotion model's own cost is not what this measures: a tiny random one
+        from tests.checkpoints import write_model_dir
+
+        model = write_model_dir(folder / "tiny", "tiny", seed=1)
+    hour, ten = folder / "hour.wav", folder / "ten.wav"
+    with sf.SoundFile(hour, "w", SAMPLE_RATE, 1, subtype="PCM_16") as out, \
+            sf.SoundFile(ten, "w", SAMPLE_RATE, 1, subtype="PCM_16") as first:
+        total = 0
         while total < 3600 * SAMPLE_RATE:
             samples, _ = conversation(rng, voices, 4, 24, diarizer)
-            parts.append(samples)
+            samples = np.clip(samples[:3600 * SAMPLE_RATE - total], -1, 1)
+            out.write(samples)
+            if total < 600 * SAMPLE_RATE:
+                first.write(samples[:600 * SAMPLE_RATE - total])
             total += len(samples)
-        hour = np.concatenate(parts)[:3600 * SAMPLE_RATE]
-        start, cpu_start, load_hour = time.perf_counter(), cpu_s(), os.getloadavg()[0]
-        res = diarizer.diarize(hour, "auto")
-        took = time.perf_counter() - start
-        print(f"an hour of conversation: {took / 60:.1f} min (goal <= 10 min; {(cpu_s() - cpu_start) / 60:.1f} "
-              f"CPU-min; load average {load_hour:.1f} / {os.getloadavg()[0]:.1f}), {len(res.turns)} turns, "
-              f"{len(res.speakers)} speakers found, peak RSS {peak_rss_mb():.0f} MB (the hour itself: "
-              f"{hour.nbytes / 2**20:.0f} MB)")
-
+    print(f"\nend to end, each in a fresh process (emotion model: {args.model or 'a tiny random-weight model'}; "
+          f"files over {args.stream_above:g} s streamed; ONEDNN_PRIMITIVE_CACHE_CAPACITY="
+          f"{os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY', 'unset')}):")
+    for label, path in (("10 min", ten), ("an hour", hour)):
+        p = subprocess.run([sys.executable, "-c", END_TO_END, str(model), str(path), str(args.stream_above)],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        if p.returncode:
+            raise SystemExit(f"{label}: failed\n{p.stderr}")
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"{label} ({r['duration_s'] / 60:.1f} min{', streamed' if r['streamed'] else ', held whole'}): "
+              f"{r['wall_s'] / 60:.1f} min wall, {r['cpu_s'] / 60:.1f} CPU-min (load average {r['load'][0]:.1f} / "
+              f"{r['load'][1]:.1f}), {r['turns']} turns, {r['speakers']} speakers found, peak memory "
+              f"{r['peak_mb']:.0f} MB", flush=True)
+    for f in (hour, ten):
+        f.unlink()
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion.audio import SAMPLE_RATE, Audio, load_audio
+from emotion.audio import SAMPLE_RATE, Audio, load_audio, load_channels
 from emotion.errors import AudioError
 from emotion.labels import CHINESE
 from tests.voices import join
@@ -160,6 +160,26 @@ def test_stereo_call_each_side_is_a_speaker(lines, tiny_recognizer, diarizer, tm
     assert [t.speaker for t in got.turns] == ["left", "right", "left", "right"]
     for turn, (start, end) in zip(got.turns, where):
         assert abs(turn.start - start) < BOUNDARY_TOLERANCE_S and abs(turn.end - end) < BOUNDARY_TOLERANCE_S
+    assert got.result.input.channel == "mix" and got.result.audio is not None
+
+    # streamed (over a threshold lowered to 3 s), in the batch job: the same turns, each its side's span
+    from emotion import Recognizer
+    from emotion.batch.inputs import BatchItem
+    from emotion.batch.speaker_rows import speaker_scorer
+    from emotion.sources import AudioOpener
+
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(None, stream_above_s=3.0, window_s=2.0))
+    [scored] = list(speaker_scorer(rec, turns=True, channels="each", diarizer=diarizer)([BatchItem(str(path), "call")]))
+    rows = scored.rows
+    assert [(r["start"], r["end"], r["speaker"]) for r in rows[:-1]] == [(t.start, t.end, t.speaker) for t in got.turns]
+    assert rows[-1]["speaker"] is None and rows[-1]["channel"] == "mix" and not rows[-1]["error"]
+    sides = {c.channel: c.samples for c in load_channels(path, channels="each")}
+    alone = rec.analyse([Audio(sides[t.speaker][round(t.start * SAMPLE_RATE):round(t.end * SAMPLE_RATE)], "span",
+                               SAMPLE_RATE, 1) for t in got.turns])
+    assert [r["emotion"] for r in rows[:-1]] == [a.emotion for a in alone]
+    keys = list(alone[0].scores)
+    assert np.allclose([[r[k] for k in keys] for r in rows[:-1]], [[a.scores[k] for k in keys] for a in alone],
+                       atol=1e-5)
 
 
 def _cli(*args):
@@ -309,11 +329,11 @@ def test_web_service_speakers_fault_costs_one_request(tiny_recognizer, tmp_path)
     from emotion.app.service import NO_SPEAKERS_PACKAGE, NOT_ANALYSED, WebService
     from tests.media import write_wav
 
-    class Failing:
+    class Failing:  # whatever part of the diarizer is reached first fails
         def __init__(self, exc):
             self.exc = exc
 
-        def diarize(self, *args, **kwargs):
+        def __getattr__(self, name):
             raise self.exc
 
     clip = write_wav(tmp_path / "talk.wav", 2.0, 16000, seed=5)
@@ -324,3 +344,46 @@ def test_web_service_speakers_fault_costs_one_request(tiny_recognizer, tmp_path)
         assert failed.error == f"talk.wav: {reason}"
         [plain] = service.serve([clip], ["utterance"], [False])
         assert plain.ok and plain.result.speakers is None
+
+
+# -- recordings of any length: streamed window by window -----------------------------------------
+
+
+def test_a_streamed_recording_gives_the_same_turns_and_each_turn_its_span(analysed, conversation, tiny_recognizer,
+                                                                           diarizer, monkeypatch):
+    """A file over the streaming threshold (lowered here to 3 s, in windows of 2 s, so that turns
+    straddle windows) is read three times as a stream: its turns are the ones the file held whole
+    gives, each turn's emotion is its span analysed alone, and the audio held at any time is at
+    most a stretch of speech and a window (the check can fail: the recording is longer)."""
+    from emotion import Recognizer
+    from emotion.sources import AudioOpener
+    from emotion.speakers import recognize_speakers
+    from emotion.speakers.diarize import HeldAudio
+
+    path, _ = conversation
+    rec = Recognizer(tiny_recognizer.engine, AudioOpener(None, stream_above_s=3.0, window_s=2.0))
+    assert not rec.opener.read_whole(path)
+    held, push = [0], HeldAudio.push
+
+    def counting(self, samples):
+        push(self, samples)
+        held[0] = max(held[0], self.end - self.start)
+
+    monkeypatch.setattr(HeldAudio, "push", counting)
+    got = recognize_speakers(rec, path, "auto", max_speakers=4, diarizer=diarizer)
+    assert [(t.start, t.end, t.speaker) for t in got.turns] == [(t.start, t.end, t.speaker) for t in analysed.turns]
+    samples = load_audio(path).samples
+    # held at most: a stretch of speech (the VAD caps them at 30 s) and the window that ends it
+    bound = max(e - s for s, e in diarizer.speech(samples)) + 2.0
+    assert held[0] / SAMPLE_RATE <= bound and len(samples) / SAMPLE_RATE > bound + 2 * 2.0
+    assert max(t.duration_s for t in got.turns) > 2 * 2.0  # turns of several windows were cut out
+    alone = rec.analyse([Audio(samples[round(t.start * SAMPLE_RATE):round(t.end * SAMPLE_RATE)], "span",
+                               SAMPLE_RATE, 1) for t in got.turns])
+    for turn, res in zip(got.turns, alone):
+        assert turn.emotion == res.emotion
+        assert np.allclose(list(turn.scores.values()), list(res.scores.values()), atol=1e-5)
+    whole = rec.recognize(path)  # streamed as well
+    assert got.result.audio is None and got.result.chunks == whole.chunks > 1
+    assert got.result.input.duration_s == whole.input.duration_s and got.result.input.sha256 == whole.input.sha256
+    assert np.allclose(list(got.result.scores.values()), list(whole.scores.values()), atol=1e-5)
+    assert got.result.to_dict()["speakers"]["count"] == 2

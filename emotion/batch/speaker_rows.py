@@ -64,20 +64,19 @@ def speaker_scorer(recognizer, speakers: int | str = "auto", max_speakers: int =
                    turns: bool = False, channels: str = "mix", use_hash: bool = False,
                    diarizer: Diarizer | None = None) -> Callable[[list[BatchItem]], Iterator[Scored]]:
     """A scorer for emotion.batch.job.run_job: each file's speakers, one file at a time (with
-    channels="each", one speaker per channel)."""
+    channels="each", one speaker per channel), whatever its length (a long file streamed)."""
     diarizer = diarizer or Diarizer()
 
     def run(items: list[BatchItem]) -> Iterator[Scored]:
         for item in items:
             d = decode_item(item, recognizer.opener, None, use_hash, channels)
-            if d.error is None and d.source.streamed:  # who spoke when needs the recording held whole
-                d.source.close()
-                d.error = "speakers: a recording this long is not analysed by speaker (files up to 30 min are)"
             base = {"id": item.id, "label": item.label, "size": d.size, "mtime_ns": d.mtime_ns, "sha256": d.sha256}
             if d.error is None:
                 try:
-                    analysis = recognize_speakers(recognizer, d.source.clips, speakers, max_speakers, channels=channels,
-                                                  diarizer=diarizer)
+                    analysis = recognize_speakers(recognizer, d.source, speakers, max_speakers, channels=channels,
+                                                  diarizer=diarizer)  # held whole, or streamed when long
+                except AudioError as exc:  # met while reading a streamed file (e.g. a damaged stretch)
+                    d.error = exc.reason
                 except Exception as exc:  # one file's failure costs its row, not the job
                     log.debug("analysing %s failed", item.path, exc_info=True)
                     d.error = f"analysis failed ({type(exc).__name__}: {exc})"

@@ -20,6 +20,10 @@ shorter than MIN_TURN_S, or heard by a single window, are merged into a neighbou
 stretch of speech (a change of speaker without a pause needs two windows that agree); one
 speaker's turns less than JOIN_PAUSE_S apart are one turn.
 
+Steps 1 and 2 also run on a recording fed piece by piece, in bounded memory (the VAD's
+SpeechStream, step by step; PrintStream, one stretch of speech at a time), which is how
+emotion.speakers.analysis reads recordings of any length; fed a whole clip they give the same.
+
 What it does not do: overlapping speech gets one speaker per instant (the louder or the one whose
 voice print the window is closer to), a speaker who says less than about a window may be folded
 into another, and with "auto" more than max_speakers voices are merged down to max_speakers.
@@ -149,36 +153,98 @@ class SpeakerEncoder:
         self._mel = wav_to_mel_spectrogram
         self._normalize = lambda wav: normalize_volume(wav, audio_norm_target_dBFS, increase_only=True)
 
-    def _forward(self, mels: list[np.ndarray]) -> np.ndarray:
+    def forward(self, mels: list[np.ndarray]) -> np.ndarray:
+        """Unit vectors (n, 256) of mel spectrograms of equal length."""
         with self._torch.inference_mode():
             return self._encoder(self._torch.from_numpy(np.stack(mels))).numpy()
 
-    def embed(self, samples: np.ndarray, windows: list[tuple[float, float]],
-              spans: list[tuple[float, float]], owner: list[int]) -> np.ndarray:
-        """(len(windows), 256) voice prints; window i lies in spans[owner[i]] (seconds)."""
-        out = np.zeros((len(windows), 256), np.float32)
-        full, full_idx = [], []
+    def mel(self, piece: np.ndarray) -> np.ndarray:
+        """The mel spectrogram (frames, 40) of one stretch of speech, its volume normalised."""
+        return self._mel(self._normalize(piece.astype(np.float32)))
+
+    def prints(self, spans: list[tuple[float, float]]) -> "PrintStream":
+        """Voice prints of the speech `spans` (seconds) of a clip that is fed to the stream."""
+        return PrintStream(self, spans)
+
+
+class HeldAudio:
+    """The part of a 16 kHz stream still needed: pieces pushed in order, spans taken out by their
+    sample positions from the start of the stream, what is no longer needed dropped."""
+
+    def __init__(self):
+        self.start = self.end = 0  # the samples held: [start, end)
+        self._data = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> None:
+        self._data = samples if not len(self._data) else np.concatenate([self._data, samples])
+        self.end += len(samples)
+
+    def take(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) of the stream (the part held: a span that ran past the end is cut there)."""
+        return self._data[max(start, self.start) - self.start:max(min(end, self.end), self.start) - self.start]
+
+    def drop_before(self, sample: int) -> None:
+        sample = min(max(sample, self.start), self.end)
+        self._data = self._data[sample - self.start:]
+        self.start = sample
+
+
+class PrintStream:
+    """Voice prints of the speech of a 16 kHz mono clip fed piece by piece (push), in bounded
+    memory: each stretch of speech (`spans`, seconds) is cut out once all of it has come, its mel
+    spectrogram built and its windows (windows_of) encoded, full ones ENCODER_BATCH at a time;
+    only the prints are kept, 256 floats per window.  Fed the whole clip at once it is the same."""
+
+    def __init__(self, encoder: SpeakerEncoder, spans: list[tuple[float, float]]):
+        self.encoder, self.spans = encoder, list(spans)
+        self.windows, self.regions, self.owner = windows_of(self.spans)
+        self.embeddings = np.zeros((len(self.windows), 256), np.float32)
+        self._mine = [[] for _ in self.spans]  # the windows of each span
+        for i, k in enumerate(self.owner):
+            self._mine[k].append(i)
+        self._next = 0  # the next span to cut out
+        self._held = HeldAudio()
+        self._full: list[np.ndarray] = []
+        self._full_idx: list[int] = []
+
+    def push(self, samples: np.ndarray) -> None:
+        self._held.push(samples)
+        while self._next < len(self.spans) and round(self.spans[self._next][1] * SAMPLE_RATE) <= self._held.end:
+            self._cut(self._next)
+            self._next += 1
+        more = self._next < len(self.spans)
+        self._held.drop_before(round(self.spans[self._next][0] * SAMPLE_RATE) if more else self._held.end)
+
+    def finish(self) -> VoicePrints:
+        """The prints of all the speech (a span running past the end of what was pushed: what came)."""
+        while self._next < len(self.spans):
+            self._cut(self._next)
+            self._next += 1
+        if self._full:
+            self._encode_full()
+        return VoicePrints(self.spans, self.windows, self.regions, self.owner, self.embeddings)
+
+    def _cut(self, k: int) -> None:
+        if not self._mine[k]:
+            return
+        s, e = self.spans[k]
+        mel = self.encoder.mel(self._held.take(round(s * SAMPLE_RATE), round(e * SAMPLE_RATE)))
         frames = round(WINDOW_S * MEL_FRAMES_PER_S)
-        mels: dict[int, np.ndarray] = {}
-        for i, (start, end) in enumerate(windows):
-            k = owner[i]
-            if k not in mels:
-                s, e = spans[k]
-                piece = samples[round(s * SAMPLE_RATE):round(e * SAMPLE_RATE)].astype(np.float32)
-                mels = {k: self._mel(self._normalize(piece))}  # one span's mel at a time
-            first = round((start - spans[k][0]) * MEL_FRAMES_PER_S)
-            mel = mels[k][first:first + max(1, round((end - start) * MEL_FRAMES_PER_S))]
-            if len(mel) == frames:
-                full.append(mel)
-                full_idx.append(i)
-                if len(full) == ENCODER_BATCH:
-                    out[full_idx] = self._forward(full)
-                    full, full_idx = [], []
+        for i in self._mine[k]:
+            start, end = self.windows[i]
+            first = round((start - s) * MEL_FRAMES_PER_S)
+            piece = mel[first:first + max(1, round((end - start) * MEL_FRAMES_PER_S))]
+            if len(piece) == frames:
+                self._full.append(piece)
+                self._full_idx.append(i)
+                if len(self._full) == ENCODER_BATCH:
+                    self._encode_full()
             else:
-                out[i] = self._forward([mel])[0]
-        if full:
-            out[full_idx] = self._forward(full)
-        return out
+                self.embeddings[i] = self.encoder.forward([piece])[0]
+
+    def _encode_full(self) -> None:
+        self.embeddings[self._full_idx] = self.encoder.forward(self._full)
+        self._full, self._full_idx = [], []
 
 
 def windows_of(spans: list[tuple[float, float]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[int]]:
@@ -323,9 +389,9 @@ class Diarizer:
         with torch_threads(TORCH_THREADS):
             if spans is None:
                 spans = self.detector.speech_spans(samples)
-            windows, regions, owner = windows_of(spans)
-            embeddings = self.encoder.embed(samples, windows, spans, owner) if windows else np.zeros((0, 256), np.float32)
-        return VoicePrints(spans, windows, regions, owner, embeddings)
+            stream = self.encoder.prints(spans)
+            stream.push(samples)
+            return stream.finish()
 
     @staticmethod
     def turns(prints: VoicePrints, speakers: int | str = "auto", max_speakers: int = DEFAULT_MAX_SPEAKERS,
