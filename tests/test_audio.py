@@ -19,7 +19,10 @@ def test_resample_equals_torchaudio_transform(rate):
     Hz) whose kernel is banded."""
     transform = torchaudio.transforms.Resample(rate, SAMPLE_RATE)
     gen = torch.Generator().manual_seed(rate)
+    longest = 0.9 if 0.9 * rate > 20480 else 3.1  # one clip past 20480 samples: oneDNN's regime
     for seconds in (0.05, 0.3, 0.9, 3.1):
+        if seconds > longest:
+            break
         wave = torch.randn(int(rate * seconds), generator=gen)
         expected = transform(wave[None])[0]
         got = resample(wave, rate)

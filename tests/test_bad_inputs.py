@@ -52,7 +52,6 @@ def child_tmp():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.serial  # times each input
 @pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
 def test_every_bad_input_gets_its_documented_outcome(corpus, child_tmp, isolated):
     folder, cases = corpus

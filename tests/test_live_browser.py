@@ -240,7 +240,7 @@ def test_a_slow_model_loses_updates_never_audio(mic_browser, slow_live_url):
     live log nor the result speaks of anything lost."""
     context, page = open_live_tab(mic_browser, slow_live_url)
     try:
-        got = record(page, 9.0)
+        got = record(page, 6.0)
         page.screenshot(path=str(ARTIFACTS / "live_slow_model_saved.png"), full_page=True)
     finally:
         context.close()
@@ -268,7 +268,7 @@ def test_without_the_page_recording_the_stream_is_saved_and_what_it_misses_said(
     try:
         if why == "over the upload limit":
             page.evaluate("window.emotionUploadLimit = 100000")  # 1.1 s at 44.1 kHz
-        got = record(page, 9.0, lang=lang)
+        got = record(page, 6.0, lang=lang)
         page.screenshot(path=str(ARTIFACTS / f"live_stream_only_saved_{why.split()[-1]}.png"), full_page=True)
     finally:
         context.close()
