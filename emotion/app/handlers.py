@@ -260,8 +260,8 @@ class Handlers:
             left = int(given.get("left", 0))
         except (ValueError, KeyError, TypeError):
             return tuple(gr.skip() for _ in range(5))
-        if not refused:  # a new choice within the limit: those refused before are forgotten
-            return (*(gr.skip() for _ in range(4)), [])
+        if not refused:  # a new choice within the limit: those refused before are forgotten, and said no more
+            return ("", *(gr.skip() for _ in range(3)), [])
         values = self.batch_too_large_values(refused, lang)
         if left:  # a drop is all or nothing: the files under the limit were not added either
             values = (values[0] + "\n\n" + t("batch_none_added", lang), *values[1:])
