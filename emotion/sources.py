@@ -240,4 +240,9 @@ class AudioOpener:
     def __call__(self, path: str | os.PathLike, channels: str = "mix", sha256: str | None = None) -> Source:
         if self.read_whole(path):
             return ClipSource(load_clips(self.load, path, channels), self.window_s, str(path))
-        return FileStream(path, self.window_s, channels, self.max_duration_s, self.max_decode_s, sha256)
+        return self.stream(path, channels, sha256)
+
+    def stream(self, path: str | os.PathLike, channels: str = "mix", sha256: str | None = None,
+               window_s: float | None = None) -> FileStream:
+        """The file streamed under these limits (in windows of window_s, default this opener's)."""
+        return FileStream(path, window_s or self.window_s, channels, self.max_duration_s, self.max_decode_s, sha256)

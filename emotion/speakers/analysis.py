@@ -32,7 +32,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, Audio
 from ..recognizer import Tally
 from ..results import EmotionResult
-from ..sources import ClipSource, FileStream, Source, Window, window_bounds
+from ..sources import ClipSource, Source, Window, window_bounds
 from .diarize import (DEFAULT_MAX_SPEAKERS, TORCH_THREADS, Diarizer, HeldAudio, Turn, check_speakers, join_turns,
                       torch_threads)
 
@@ -156,9 +156,7 @@ def _again(recognizer, source: Source) -> Source:
     (the same windows: its samples do not depend on how often it is read)."""
     if not source.streamed:
         return source
-    opener = recognizer.opener
-    return FileStream(source.path, source.window_s, _channel_choice(source), opener.max_duration_s,
-                      opener.max_decode_s, source.sha256)
+    return recognizer.opener.stream(source.path, _channel_choice(source), source.sha256, source.window_s)
 
 
 def _mixed(clips: list[np.ndarray]) -> np.ndarray:
