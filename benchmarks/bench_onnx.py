@@ -11,7 +11,8 @@ Measured, for each:
 - cold start to first answer: a fresh process imports what it needs, loads the model and scores a
   5 s clip (no separate warm-up: the first answer is what is timed), then a 30 s clip; peak RSS of
   that process. ONNX Runtime twice: through this package (which imports torch) and runtime-only
-  (onnxruntime + numpy, as docs/run_onnx.py runs it);
+  (onnxruntime + numpy, as docs/run_onnx.py runs it). --prepack adds ORT fp32 with its weights
+  prepacked, which the engine leaves off for fp32 (emotion.export.session_options);
 - warm latency on a 5 s and a 30 s clip: medians of --repeats, the engines interleaved run by run
   in one process so that the machine's noise hits all alike;
 - throughput over --clips clips of 1-30 s, one at a time (CPU batch size 1), interleaved;
@@ -59,7 +60,10 @@ print("RESULT", t1 - t0, time.perf_counter() - t1, resource.getrusage(resource.R
 import time, resource, sys
 t0 = time.perf_counter()
 import json, numpy as np, onnxruntime as ort
-s = ort.InferenceSession(sys.argv[1] + "/model.onnx", providers=["CPUExecutionProvider"])
+o = ort.SessionOptions()
+if json.load(open(sys.argv[1] + "/manifest.json"))["precision"] == "fp32":  # as docs/run_onnx.py
+    o.add_session_config_entry("session.disable_prepacking", "1")
+s = ort.InferenceSession(sys.argv[1] + "/model.onnx", o, providers=["CPUExecutionProvider"])
 rng = np.random.default_rng(7)
 def answer(n):
     w = rng.standard_normal((1, n)).astype(np.float32)
@@ -97,7 +101,7 @@ for s in (30.0, 5.0, 12.0, 3.0, 30.0, 5.0):
     seen.append(f"{rss_mb():.0f}")
 print("RESULT", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, " ".join(seen))
 """
-LOAD_ONNX = "from emotion.onnx_engine import OnnxEngine\nengine = OnnxEngine.load(sys.argv[1])"
+LOAD_ONNX = "from emotion.onnx_engine import OnnxEngine\nengine = OnnxEngine.load(sys.argv[1], prepack={prepack})"
 LOAD_TORCH = "from emotion.torch_engine import TorchEngine\nengine = TorchEngine.load(sys.argv[1], 'cpu', '{dtype}')"
 
 
@@ -108,9 +112,12 @@ def cpu_name() -> str:
 
 
 def cold(kind: str, target: Path, dtype: str | None = None) -> tuple[float, float, float]:
-    script = COLD["ours" if kind in ("onnx", "torch") else kind]
-    if kind in ("onnx", "torch"):
-        script = script.replace("{load}", LOAD_ONNX if kind == "onnx" else LOAD_TORCH.replace("{dtype}", dtype))
+    script = COLD["ours" if kind in ("onnx", "onnx-prepacked", "torch") else kind]
+    if kind.startswith("onnx"):
+        script = script.replace("{load}", LOAD_ONNX.replace("{prepack}", "True" if kind == "onnx-prepacked" else
+                                                            "None"))
+    elif kind == "torch":
+        script = script.replace("{load}", LOAD_TORCH.replace("{dtype}", dtype))
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", script, str(target)], cwd=ROOT, capture_output=True, text=True,
                          env=env)
@@ -188,6 +195,8 @@ def main() -> None:
     parser.add_argument("--cold-repeats", type=int, default=1)
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,throughput,agree")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--prepack", action="store_true",
+                        help="add ORT fp32 with its weights prepacked (the engine's default leaves fp32 unpacked)")
     parser.add_argument("--arena", action="store_true",
                         help="only: ORT fp32 with the CPU memory arena on and off, RSS after each of 30, 5, 12, 3, "
                              "30, 5 s clips, each in a fresh process")
@@ -208,15 +217,20 @@ def main() -> None:
                   f"{', '.join(line[2:])} MB", flush=True)
         return
     names = ["ORT fp32", "ORT int8", "PyTorch fp32", "PyTorch bf16", "PyTorch int8", "funasr"]
+    if args.prepack:
+        names.insert(1, "ORT fp32, prepacked")
     table: dict[str, dict[str, str]] = {n: {} for n in names}
 
     if "cold" not in skip:
         specs = {"ORT fp32": ("onnx", args.onnx, None), "ORT int8": ("onnx", args.onnx_int8, None),
                  "PyTorch fp32": ("torch", args.model, "fp32"), "PyTorch bf16": ("torch", args.model, "bf16"),
                  "PyTorch int8": ("torch", args.model, "int8"), "funasr": ("funasr", args.model, None),
+                 "ORT fp32, prepacked": ("onnx-prepacked", args.onnx, None),
                  "ORT fp32, runtime only": ("runtime-only", args.onnx, None),
                  "ORT int8, runtime only": ("runtime-only", args.onnx_int8, None)}
         for name, (kind, target, dtype) in specs.items():
+            if name not in names and "runtime only" not in name:
+                continue
             runs = [cold(kind, target, dtype) for _ in range(args.cold_repeats)]
             first, _, rss = (statistics.median(r[i] for r in runs) for i in range(3))
             table.setdefault(name, {}).update({"cold": f"{first:.2f}", "rss": f"{rss:.0f}"})
@@ -227,6 +241,8 @@ def main() -> None:
                "PyTorch bf16": Ours(TorchEngine.load(args.model, "cpu", "bf16")),
                "PyTorch int8": Ours(TorchEngine.load(args.model, "cpu", "int8")),
                "funasr": Funasr(args.model)}
+    if args.prepack:
+        engines["ORT fp32, prepacked"] = Ours(OnnxEngine.load(args.onnx, prepack=True))
     for name, e in engines.items():  # warm-up: one short pass each
         e.scores(check_clips((1.0,), seed=1)[0])
     five, thirty = check_clips((5.0, 30.0), seed=7)

@@ -11,6 +11,10 @@ The folder written needs no PyTorch and none of this package to run (docs/export
   and zero-padded to the longest; `lengths` counts each clip's own samples. Normalising outside
   the graph keeps the graph what the Engine seam runs (normalised waves in) and is one numpy line.
   Padding is masked throughout, so a clip gets the same scores batched as alone.
+- model.onnx.data: the graph's weights, beside it as ONNX external data (the large tensors at
+  offsets aligned for mapping). ONNX Runtime maps that file into memory instead of parsing 1.25 GB out of
+  the protobuf and copying it, so a session opens in about 0.1 s instead of 1-3 s and the weights
+  are shared through the page cache (onnxruntime, onnx and every ONNX tool read the pair as one).
 - head.npz: the head's `weight` (C, D) and `bias` (C,) float32, so frame embeddings can be scored
   (per-frame scores) without the graph; the same numbers as the graph's head.
 - tokens.txt: the classes, one a line, in the head's order (the released tokens.txt lines, or an
@@ -48,8 +52,9 @@ from .files import MANIFEST_FILE, file_sha256, is_complete, seal_folder, staged_
 log = logging.getLogger(__name__)
 
 FORMAT = "emotion2vec-onnx"
-VERSION = 1
+VERSION = 2  # 2: the weights in DATA_FILE beside model.onnx (1: inside it; still read)
 MODEL_FILE = "model.onnx"
+DATA_FILE = "model.onnx.data"  # model.onnx's weights as external data (see store_weights_beside)
 HEAD_FILE = "head.npz"
 TOKENS_FILE = "tokens.txt"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -91,7 +96,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def session_options(threads: int | None = None, arena: bool = True):
+def session_options(threads: int | None = None, arena: bool = True, prepack: bool = True):
     """The session options every exported model runs with, and why:
 
     - intra_op_num_threads = the cores available (`threads` to override). ONNX Runtime's own
@@ -110,6 +115,12 @@ def session_options(threads: int | None = None, arena: bool = True):
       `python -m benchmarks.bench_onnx --arena` on the large shape (BENCHMARKS.md): on, RSS stays
       at its 2983 MB peak; off, it falls back to about 2.1 GB after each pass (peak 2717 MB). On
       is the default for speed; off suits a process that must give memory back between requests.
+    - session.disable_prepacking unless `prepack`: prepacking copies every MatMul weight into the
+      CPU kernels' own layout when the session opens. For the int8 model that is 0.2 s and 350 MB
+      and it makes short clips faster, so it stays on. For the fp32 model it is 1-1.5 s of the cold
+      start and a second 1.2 GB beside the mapped weights (peak 2.4 GB against 1.4 GB), for about
+      10 % on a 5 s clip and nothing measurable on a 30 s one, so emotion.onnx_engine turns it off
+      for fp32 (PREPACK there; `python -m benchmarks.bench_onnx --prepack` measures both).
     """
     import onnxruntime as ort
 
@@ -120,6 +131,8 @@ def session_options(threads: int | None = None, arena: bool = True):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_mem_pattern = False
     opts.enable_cpu_mem_arena = arena
+    if not prepack:
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     opts.log_severity_level = 3  # errors only: the optimiser's notes are not for users
     return opts
 
@@ -236,6 +249,17 @@ def convert_fp16(source: Path, target: Path) -> None:
 
     model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     onnx.save(model, str(target))
+
+
+def store_weights_beside(path: Path) -> None:
+    """Rewrite the ONNX model at `path` with its weights in DATA_FILE beside it: one file, each
+    tensor of 1 KiB or more (onnx aligns those of 1 MiB or more for memory mapping)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=DATA_FILE, size_threshold=1024)
+    os.chmod(path.parent / DATA_FILE, path.stat().st_mode & 0o777)  # onnx writes it owner-only
 
 
 def session(path: Path, threads: int | None = None):
@@ -355,6 +379,7 @@ def export_model(out: str | os.PathLike, model: str | os.PathLike | None = None,
             convert_fp16(traced, tmp / MODEL_FILE)
         if traced.name == FP32_EXTRA:
             traced.unlink()
+        store_weights_beside(tmp / MODEL_FILE)
         log.info("checking the exported model against PyTorch on %s s clips", ", ".join(map(str, check_seconds)))
         agreement = check(session(tmp / MODEL_FILE), loaded, check_seconds, precision)
         if precision == "fp32" and agreement.max_score_diff > FP32_TOLERANCE:
@@ -367,8 +392,8 @@ def export_model(out: str | os.PathLike, model: str | os.PathLike | None = None,
                 "outputs": list(OUTPUTS), "hop": loaded.config.total_stride, "dim": loaded.config.embed_dim,
                 "sample_rate": SAMPLE_RATE, "labels": [dataclasses.asdict(lb) for lb in loaded.labels],
                 "source": _source(loaded), "versions": _versions(), "agreement": agreement.to_dict()}
-        seal_folder(tmp, [MODEL_FILE, HEAD_FILE, TOKENS_FILE], info)
-        size = (tmp / MODEL_FILE).stat().st_size
+        seal_folder(tmp, [MODEL_FILE, DATA_FILE, HEAD_FILE, TOKENS_FILE], info)
+        size = (tmp / MODEL_FILE).stat().st_size + (tmp / DATA_FILE).stat().st_size
     result = ExportResult(out, precision, agreement, time.perf_counter() - start, size)
     log.info("exported %s (%s) in %.1f s", out, precision, result.seconds)
     return result

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CPU_PROVIDER = "CPUExecutionProvider"
 CPU_BATCH = 1  # waves per pass on a CPU: padded batches do not pay there (as for the PyTorch engine)
 ENGINE_NAME = "onnxruntime"
+PREPACK = {"fp32": False, "fp16": True, "int8": True}  # per precision: see emotion.export.session_options
 __all__ = ["OnnxEngine", "is_exported", "session_options"]
 
 
@@ -42,8 +43,9 @@ def _out_of_memory(exc: Exception) -> bool:
 class OnnxEngine(Engine):
     """An exported model folder run by ONNX Runtime. Build it with OnnxEngine.load(folder)."""
 
-    def __init__(self, folder: Path, sess, manifest: dict, head: tuple[np.ndarray, np.ndarray], threads: int):
-        self.session, self.manifest, self.threads = sess, manifest, threads
+    def __init__(self, folder: Path, sess, manifest: dict, head: tuple[np.ndarray, np.ndarray], threads: int,
+                 prepack: bool = True):
+        self.session, self.manifest, self.threads, self.prepack = sess, manifest, threads, prepack
         self.weight, self.bias = head
         self.labels = [Label(**d) for d in manifest["labels"]]
         self.hop, self.dim = int(manifest["hop"]), int(manifest["dim"])
@@ -57,10 +59,12 @@ class OnnxEngine(Engine):
 
     @classmethod
     def load(cls, folder: str | os.PathLike, threads: int | None = None,
-             providers: list[str] | None = None, arena: bool = True) -> "OnnxEngine":
+             providers: list[str] | None = None, arena: bool = True,
+             prepack: bool | None = None) -> "OnnxEngine":
         """Open the exported folder `folder` (see is_exported): one session on `providers` (default
-        the CPU) with `threads` intra-op threads (default: the cores available) and the memory
-        arena on or off (see session_options). Not warmed up: call warmup() (Recognizer.load does)."""
+        the CPU) with `threads` intra-op threads (default: the cores available), the memory arena on
+        or off and weight prepacking on or off (default: PREPACK for the folder's precision); see
+        session_options. Not warmed up: call warmup() (Recognizer.load does)."""
         import onnxruntime as ort
 
         start = time.perf_counter()
@@ -78,9 +82,11 @@ class OnnxEngine(Engine):
             raise ExportError(f"{folder / HEAD_FILE} has shape {head[0].shape}, not (classes, dim) as "
                               f"its manifest says")
         threads = threads or available_cores()
-        sess = ort.InferenceSession(str(folder / MODEL_FILE), session_options(threads, arena),
+        if prepack is None:
+            prepack = PREPACK.get(manifest.get("precision"), True)
+        sess = ort.InferenceSession(str(folder / MODEL_FILE), session_options(threads, arena, prepack),
                                     providers=providers or [CPU_PROVIDER])
-        engine = cls(folder, sess, manifest, head, threads)
+        engine = cls(folder, sess, manifest, head, threads, prepack)
         log.info("opened %s on %s in %.2f s", engine.describe(), ", ".join(engine.providers),
                  time.perf_counter() - start)
         return engine

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import torch
 
 from emotion.adapter import base_record, write_adapter
 from emotion.app.cli import main as cli_main
-from emotion.export import (CHECK_SECONDS, FP32_TOLERANCE, MODEL_FILE, Agreement, ExportError, check_clips,
+from emotion.export import (CHECK_SECONDS, DATA_FILE, FP32_TOLERANCE, MODEL_FILE, Agreement, ExportError, check_clips,
                             export_model, is_exported, read_manifest)
 from emotion.files import MANIFEST_FILE, TMP_PREFIX, file_sha256
 from emotion.onnx_engine import OnnxEngine
@@ -60,7 +61,14 @@ def test_fp32_export_agrees_and_says_what_it_is(exported, tiny_model):
     assert {"torch", "onnx", "onnxruntime", "exporter"} <= set(m["versions"])
     assert (folder / "tokens.txt").read_text(encoding="utf-8").splitlines() == \
         (tiny_model / "tokens.txt").read_text(encoding="utf-8").splitlines()
-    assert set(m["files"]) == {"model.onnx", "head.npz", "tokens.txt"}
+    assert set(m["files"]) == {"model.onnx", "model.onnx.data", "head.npz", "tokens.txt"}
+    # the weights live beside the graph, as external data ONNX Runtime maps instead of copying
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
+    inline = [t.name for t in graph.initializer if len(t.raw_data) >= 1024]
+    external = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert not inline and len(external) > 10
 
 
 def test_graph_scores_batched_equal_alone(exported, tiny_torch):
@@ -96,6 +104,11 @@ def test_engine_matches_torch_engine(exported, tiny_torch):
     assert [lb.key for lb in engine.labels] == [lb.key for lb in tiny_torch.labels]
     info = engine.info()
     assert info.engine == "onnxruntime" and info.classes == tiny_torch.info().classes and info.head == "released"
+    # fp32 opens without prepacking its weights (PREPACK); with it the numbers are the same
+    packed = OnnxEngine.load(exported.folder, threads=1, prepack=True)
+    assert not engine.prepack and packed.prepack
+    for got, clip in zip(ours, clips):
+        np.testing.assert_allclose(packed.embed([clip])[0], got, atol=1e-5)
 
 
 def test_runtime_only_script_without_torch(exported, tiny_recognizer, tmp_path):
@@ -132,7 +145,7 @@ def test_int8_export_through_the_cli(tiny_model, exported, tmp_path, capsys):
     a = m["agreement"]
     assert m["precision"] == "int8" and a["tolerance"] is None
     assert 0.0 <= a["top1_agreement"] <= 1.0 and 0.0 < a["max_score_diff"] < 1.0  # reported, not bounded
-    assert (out / MODEL_FILE).stat().st_size < (exported.folder / MODEL_FILE).stat().st_size
+    assert (out / DATA_FILE).stat().st_size < (exported.folder / DATA_FILE).stat().st_size
     engine = OnnxEngine.load(out)
     assert engine.dtype_name == "int8" and engine.embed(check_clips((1.5,)))[0].shape[1] == engine.dim
     # an existing folder is refused, before any work
@@ -167,6 +180,7 @@ def test_failed_check_writes_nothing(tiny_model, tmp_path, monkeypatch):
 
     bad = Agreement([1.0], 3e-3, 1e-2, 0.0, 1.0, FP32_TOLERANCE)
     monkeypatch.setattr(export, "trace", lambda loaded, path: path.write_bytes(b"a traced graph"))
+    monkeypatch.setattr(export, "store_weights_beside", lambda path: (path.parent / DATA_FILE).write_bytes(b"w"))
     monkeypatch.setattr(export, "session", lambda path: None)
     monkeypatch.setattr(export, "check", lambda *args: bad)
     with pytest.raises(ExportError, match="differ"):
@@ -206,10 +220,19 @@ def test_killed_export_leaves_no_complete_looking_folder(tiny_model, tmp_path):
         OnnxEngine.load(left[0])
 
 
-def test_engine_refuses_a_folder_that_is_not_exported(tiny_model, tmp_path):
+def test_engine_refuses_a_folder_that_is_not_exported(tiny_model, exported, tmp_path):
     with pytest.raises(ExportError, match="not a complete exported model"):
         OnnxEngine.load(tiny_model)
     assert not is_exported(tiny_model) and not is_exported(tmp_path / "missing")
+    # the graph without its weights file (or with a cut one) is not a model either
+    cut = tmp_path / "cut"
+    shutil.copytree(exported.folder, cut)
+    with open(cut / DATA_FILE, "r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ExportError, match="not a complete exported model"):
+        OnnxEngine.load(cut)
+    (cut / DATA_FILE).unlink()
+    assert not is_exported(cut)
 
 
 def test_the_exported_model_serves_the_cli_and_the_web_service(exported, tiny_recognizer, tmp_path):

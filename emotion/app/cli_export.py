@@ -44,7 +44,8 @@ def cmd_export(args, settings: Settings) -> int:
         result = export_model(args.out, folder, args.precision, replace=args.force, check_seconds=args.check_seconds)
     a = result.agreement
     bound = f" (bound {a.tolerance:g})" if a.tolerance is not None else ""
-    print(f"{result.folder}: {result.precision}, model.onnx {result.model_bytes / 1e6:.1f} MB, {result.seconds:.1f} s")
+    print(f"{result.folder}: {result.precision}, model.onnx and its weights {result.model_bytes / 1e6:.1f} MB, "
+          f"{result.seconds:.1f} s")
     print(f"against PyTorch: largest score difference {a.max_score_diff:.2e}{bound}, frames {a.max_frame_diff:.2e}, "
           f"batched vs alone {a.batched_vs_single:.2e}, top-1 agreement {a.top1_agreement:.0%} "
           f"over {len(a.clips_s)} clips alone and batched")
