@@ -103,8 +103,23 @@ class FeatureExtractor(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
         self.layer_norm = cfg.extractor_mode == "layer_norm"  # every layer normalised: time-major applies
         self.time_major = True
+        self.as_matmul: list[torch.Tensor] | None = None  # see convs_as_matmul
+
+    def convs_as_matmul(self, on: bool) -> None:
+        """Run every layer after the first as slices of its input, side by side, times the weight
+        laid out as a matrix (k*I, O): the same sums as the convolution, as one MatMul node with a
+        constant weight, which ONNX Runtime's dynamic int8 quantisation turns into an int8 product
+        (its ConvInteger is slower than the fp32 Conv). For the int8 export (emotion.export); the
+        first layer, one input channel over the raw waveform, stays a convolution."""
+        if not on or not self.layer_norm:
+            self.as_matmul = None
+            return
+        self.as_matmul = [layer[0].weight.detach().permute(2, 1, 0).reshape(-1, layer[0].out_channels).contiguous()
+                          for layer in self.conv_layers]
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if self.as_matmul is not None:
+            return self._matmul(wav)
         if self.time_major and self.layer_norm:
             return self._time_major(wav)
         x = wav.unsqueeze(1)
@@ -126,6 +141,19 @@ class FeatureExtractor(nn.Module):
             y = F.gelu(fp32_layer_norm(y, ln, cast=not y.is_cuda))
             x = y.transpose(1, 2).unsqueeze(2)
         return x.squeeze(2)
+
+
+    def _matmul(self, wav: torch.Tensor) -> torch.Tensor:
+        """See convs_as_matmul: time-major (B, T, C) after the first layer. Returns (B, C, T)."""
+        first = self.conv_layers[0]
+        x = first(wav.unsqueeze(1)).transpose(1, 2)  # (B, T, C)
+        for layer, weight in zip(self.conv_layers[1:], self.as_matmul[1:]):
+            k, s = layer[0].kernel_size[0], layer[0].stride[0]
+            n = (x.shape[1] - k) // s + 1  # output frames
+            torch._check(s * (n - 1) + k <= x.shape[1])  # every slice inside x: tells torch.export so
+            cols = torch.cat([x[:, j: j + s * (n - 1) + 1: s] for j in range(k)], dim=-1)  # (B, n, k*C)
+            x = F.gelu(fp32_layer_norm(cols @ weight, layer[2][1], cast=not x.is_cuda))
+        return x.transpose(1, 2)
 
 
 class PositionalConv(nn.Module):

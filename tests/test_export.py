@@ -179,7 +179,7 @@ def test_failed_check_writes_nothing(tiny_model, tmp_path, monkeypatch):
     import emotion.export as export
 
     bad = Agreement([1.0], 3e-3, 1e-2, 0.0, 1.0, FP32_TOLERANCE)
-    monkeypatch.setattr(export, "trace", lambda loaded, path: path.write_bytes(b"a traced graph"))
+    monkeypatch.setattr(export, "trace", lambda loaded, path, **_: path.write_bytes(b"a traced graph"))
     monkeypatch.setattr(export, "store_weights_beside", lambda path: (path.parent / DATA_FILE).write_bytes(b"w"))
     monkeypatch.setattr(export, "session", lambda path: None)
     monkeypatch.setattr(export, "check", lambda *args: bad)

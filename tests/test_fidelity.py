@@ -108,8 +108,13 @@ def test_time_major_convolutions_compute_the_channel_major_ones_without_layout_c
         try:
             plain = fe(wav), rpe(features, valid)
             channel_major = mid_recognizer.recognize(audio_dir / "clip.flac")
+            fe.convs_as_matmul(True)  # the int8 export's form: slices side by side times a matrix
+            as_matmul = fe(wav)
         finally:
+            fe.convs_as_matmul(False)
             net.set_time_major(True)
+    assert as_matmul.shape == plain[0].shape and fe.as_matmul is None
+    assert float((as_matmul - plain[0]).abs().max()) <= 1e-5 * float(plain[0].abs().max())
     assert fast[0].transpose(1, 2).is_contiguous() and fast[1].is_contiguous()
     for a, b in zip(fast, plain):
         assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
