@@ -62,9 +62,15 @@ case "${1:-}" in
         workers=$(nproc 2>/dev/null || echo 2)
         [ "$workers" -ge 2 ] || workers=2
         rc=0
+        # the random-weight test checkpoints, made once for both passes (tests/conftest.py)
+        EMOTION_TEST_MODELS=$(mktemp -d "${TMPDIR:-/tmp}/emotion-test-models.XXXXXX")
+        export EMOTION_TEST_MODELS
+        trap 'rm -rf "$EMOTION_TEST_MODELS"' EXIT
         OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m pytest -q -n "$workers" --dist loadfile -m "not serial" || rc=$?
         threads
-        "$PY" -m pytest -q -m serial || rc=$((rc ? rc : $?))
+        # collecting only the files that mark tests `serial` saves importing the rest a second time
+        # shellcheck disable=SC2046
+        "$PY" -m pytest -q -m serial $(grep -l "mark\.serial" tests/test_*.py) || rc=$((rc ? rc : $?))
         exit "$rc"
         ;;
     download)

@@ -123,6 +123,26 @@ def write_model_dir(out: Path, shape: str = "tiny", tokens: list[str] = TOKENS, 
     return out
 
 
+def shared_model_dir(cache: Path, name: str, shape: str, seed: int) -> Path:
+    """write_model_dir(cache/name/name, shape, seed=seed), made once for every process that asks
+    (the two passes of `./run.sh test` and their workers): the first takes a lock and writes it
+    into a temporary folder renamed into place, the others wait on the lock and find it made. Each
+    model in a folder of its own, as the app lists a model folder's siblings."""
+    import fcntl
+    import shutil
+
+    home = cache / name
+    home.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / name).is_dir():
+            tmp = home / f".{name}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_model_dir(tmp, shape, seed=seed)
+            tmp.rename(home / name)
+    return home / name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)

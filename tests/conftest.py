@@ -9,23 +9,32 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.checkpoints import write_model_dir  # noqa: E402
+from tests.checkpoints import shared_model_dir, write_model_dir  # noqa: E402
 from tests.media import encode, write_wav  # noqa: E402
+
+
+def _model(tmp_path_factory, name: str, shape: str, seed: int) -> Path:
+    """A random-weight checkpoint, read only by the tests. `./run.sh test` sets EMOTION_TEST_MODELS
+    to a folder of its own run, so that both passes and both workers make each model once."""
+    cache = os.environ.get("EMOTION_TEST_MODELS")
+    if cache:
+        return shared_model_dir(Path(cache), name, shape, seed)
+    return write_model_dir(tmp_path_factory.mktemp("models") / name, shape, seed=seed)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    return write_model_dir(tmp_path_factory.mktemp("models") / "tiny", "tiny", seed=1)
+    return _model(tmp_path_factory, "tiny", "tiny", 1)
 
 
 @pytest.fixture(scope="session")
 def mid_model(tmp_path_factory) -> Path:
-    return write_model_dir(tmp_path_factory.mktemp("models") / "mid", "mid", seed=2)
+    return _model(tmp_path_factory, "mid", "mid", 2)
 
 
 @pytest.fixture(scope="session")
 def per_layer_model(tmp_path_factory) -> Path:
-    return write_model_dir(tmp_path_factory.mktemp("models") / "per_layer", "tiny_per_layer", seed=3)
+    return _model(tmp_path_factory, "per_layer", "tiny_per_layer", 3)
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +141,17 @@ def diarizer():
     from emotion.speakers.diarize import Diarizer
 
     return Diarizer()
+
+
+# The files that take longest, longest first (docs/testing.md, "The slowest tests"). pytest-xdist's
+# --dist loadfile hands each worker the next whole file in collection order as it frees up, so a
+# long file collected last keeps one worker busy while the other has nothing left: starting with
+# the longest leaves the short ones to even out the end. Within a file the order is unchanged.
+LONGEST_FIRST = ("test_load.py", "test_page_fit.py", "test_export.py", "test_app.py", "test_cli.py",
+                 "test_fidelity.py", "test_speakers.py", "test_adapt.py", "test_errors.py", "test_browser.py",
+                 "test_memory.py", "test_batch_ray.py", "test_audio.py", "test_stream.py", "test_recordings.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

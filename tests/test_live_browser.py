@@ -22,7 +22,7 @@ from emotion.engine import Engine
 from emotion.files import is_complete
 from emotion.resample import resample
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.test_browser import ARTIFACTS, app_url, playwright  # noqa: F401
+from tests.test_browser import ARTIFACTS, analyse, app_url, playwright  # noqa: F401
 
 # each change of the current emotion's element, with the page's clock (same host as the server's)
 OBSERVE = """
@@ -138,6 +138,28 @@ def test_live_updates_then_a_saved_result(mic_browser, app_url, tiny_recognizer)
     assert 0 < figures["median_s"] < 3.0, figures  # a loose bar for a shared 2-core machine
 
 
+def test_microphone_recording(mic_browser, app_url):  # noqa: F811
+    """The Analyse tab's microphone records through the page's own recorder (Chromium's fake
+    microphone playing the speech), and the server decodes and analyses it like an upload. Here,
+    in the serial pass, for its length, on this module's server and browser."""
+    context = mic_browser.new_context(permissions=["microphone"])
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        page.locator("#mic_in button.record-button").click()
+        page.wait_for_timeout(2000)
+        page.locator("#mic_in button.stop-button").click()
+        page.wait_for_selector('#mic_in a[data-testid="download-link"][href*="/gradio_api/file="]', state="attached")
+        text = analyse(page)
+        assert "%" in text and "⚠" not in text, text
+        log_text = page.locator("#process_log textarea").input_value()
+        seconds = float(log_text.split("duration:")[1].split("s")[0])
+        assert 1.0 < seconds < 4.0, log_text  # about the two seconds recorded
+    finally:
+        context.close()
+
+
 def test_closing_the_tab_frees_the_session(mic_browser, app_url, tiny_recognizer):  # noqa: F811
     hub = hub_for(tiny_recognizer)
     wait_until(lambda: hub.sessions == 0, hub.idle_s + 5, "earlier tests' sessions to end")
@@ -240,7 +262,7 @@ def test_a_slow_model_loses_updates_never_audio(mic_browser, slow_live_url):
     live log nor the result speaks of anything lost."""
     context, page = open_live_tab(mic_browser, slow_live_url)
     try:
-        got = record(page, 6.0)
+        got = record(page, 4.0)
         page.screenshot(path=str(ARTIFACTS / "live_slow_model_saved.png"), full_page=True)
     finally:
         context.close()
@@ -268,7 +290,7 @@ def test_without_the_page_recording_the_stream_is_saved_and_what_it_misses_said(
     try:
         if why == "over the upload limit":
             page.evaluate("window.emotionUploadLimit = 100000")  # 1.1 s at 44.1 kHz
-        got = record(page, 6.0, lang=lang)
+        got = record(page, 4.0, lang=lang)
         page.screenshot(path=str(ARTIFACTS / f"live_stream_only_saved_{why.split()[-1]}.png"), full_page=True)
     finally:
         context.close()
