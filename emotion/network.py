@@ -150,8 +150,8 @@ class FeatureExtractor(nn.Module):
         for layer, weight in zip(self.conv_layers[1:], self.as_matmul[1:]):
             k, s = layer[0].kernel_size[0], layer[0].stride[0]
             n = (x.shape[1] - k) // s + 1  # output frames
-            torch._check(s * (n - 1) + k <= x.shape[1])  # every slice inside x: tells torch.export so
-            cols = torch.cat([x[:, j: j + s * (n - 1) + 1: s] for j in range(k)], dim=-1)  # (B, n, k*C)
+            span = s * (n - 1) + 1  # narrow, not a slice: torch.export can bound its length
+            cols = torch.cat([x.narrow(1, j, span)[:, ::s] for j in range(k)], dim=-1)  # (B, n, k*C)
             x = F.gelu(fp32_layer_norm(cols @ weight, layer[2][1], cast=not x.is_cuda))
         return x.transpose(1, 2)
 
