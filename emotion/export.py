@@ -119,7 +119,7 @@ def session_options(threads: int | None = None, arena: bool = True, prepack: boo
       CPU kernels' own layout when the session opens. For the int8 model that is 0.2 s and 350 MB
       and it makes short clips faster, so it stays on. For the fp32 model it is 1-1.5 s of the cold
       start and a second 1.2 GB beside the mapped weights (peak 2.4 GB against 1.4 GB), for about
-      10 % on a 5 s clip and nothing measurable on a 30 s one, so emotion.onnx_engine turns it off
+      5-10 % on a 5 s clip and about 1 % on a 30 s one, so emotion.onnx_engine turns it off
       for fp32 (PREPACK there; `python -m benchmarks.bench_onnx --prepack` measures both).
     """
     import onnxruntime as ort
@@ -247,10 +247,10 @@ def quantize_int8(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(source), load_external_data=False).graph
-    head = [node.name for node in graph.node if "embedding" in node.input]  # the head's Gemm: its scores
+    model = onnx.load(str(source))  # read once: the head's name from it, then quantised as it is
+    head = [node.name for node in model.graph.node if "embedding" in node.input]  # the head's Gemm
     head += [f"{name}_MatMul" for name in head]  # the name the quantiser gives it as a MatMul
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+    quantize_dynamic(model, str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
                      per_channel=False, nodes_to_exclude=head, extra_options={"MatMulConstBOnly": True})
 
 

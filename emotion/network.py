@@ -115,7 +115,7 @@ class FeatureExtractor(nn.Module):
             self.as_matmul = None
             return
         self.as_matmul = [layer[0].weight.detach().permute(2, 1, 0).reshape(-1, layer[0].out_channels).contiguous()
-                          for layer in self.conv_layers]
+                          for layer in self.conv_layers[1:]]  # the first stays a convolution
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if self.as_matmul is not None:
@@ -142,12 +142,11 @@ class FeatureExtractor(nn.Module):
             x = y.transpose(1, 2).unsqueeze(2)
         return x.squeeze(2)
 
-
     def _matmul(self, wav: torch.Tensor) -> torch.Tensor:
         """See convs_as_matmul: time-major (B, T, C) after the first layer. Returns (B, C, T)."""
         first = self.conv_layers[0]
         x = first(wav.unsqueeze(1)).transpose(1, 2)  # (B, T, C)
-        for layer, weight in zip(self.conv_layers[1:], self.as_matmul[1:]):
+        for layer, weight in zip(self.conv_layers[1:], self.as_matmul):
             k, s = layer[0].kernel_size[0], layer[0].stride[0]
             n = (x.shape[1] - k) // s + 1  # output frames
             span = s * (n - 1) + 1  # narrow, not a slice: torch.export can bound its length
