@@ -153,5 +153,7 @@ LONGEST_FIRST = ("test_load.py", "test_page_fit.py", "test_export.py", "test_app
 
 
 def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):  # not an xdist worker: the order is the files' own, so a
+        return  # serial pass runs the load test last, well after the parallel pass's processes end
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
