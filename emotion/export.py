@@ -66,6 +66,7 @@ MIN_SAMPLES = 400  # the conv front end's receptive field: one frame
 MAX_SAMPLES = 16000 * 3600  # an upper bound for the traced length dimension (1 h at 16 kHz)
 CHECK_SECONDS = (1.0, 3.7, 12.1, 30.0)  # clip lengths the export checks itself on (1-30 s)
 FP32_TOLERANCE = 1e-5  # largest score difference an fp32 export may have from the PyTorch network
+INT8_MIN_DEPTH = 16  # products over fewer numbers stay fp32 at int8: the first conv layer's 10 samples
 FP32_EXTRA = "model.fp32.onnx"  # the traced graph, kept only while a quantised copy is made
 
 
@@ -211,7 +212,7 @@ def _scoring_module(loaded):
 
 def trace(loaded, path: Path, convs_as_matmul: bool = False) -> None:
     """Write the fp32 graph of `loaded` (a LoadedModel, fp32 on the CPU) to `path`; with
-    `convs_as_matmul`, the front end's convolutions after the first as MatMul nodes, for int8
+    `convs_as_matmul`, the front end's convolutions as MatMul nodes, time-major, for int8
     (FeatureExtractor.convs_as_matmul)."""
     import torch
 
@@ -238,20 +239,24 @@ def trace(loaded, path: Path, convs_as_matmul: bool = False) -> None:
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of the MatMul nodes (weights int8 per tensor, activations quantised
     on the fly): the encoder's, as the PyTorch int8 mode quantises its linear layers, and the front
-    end's convolutions after the first, traced as MatMul for this (trace's convs_as_matmul; ONNX
-    Runtime's ConvInteger took 0.76 s on a 5 s clip where this whole model takes 0.40 s). The first
-    convolution, over the raw waveform with one input channel, stays fp32, and so do the grouped
-    positional convolutions. The quantiser would make the head's Gemm an int8 MatMul too: it is
-    left out, so the graph's scores come from the same fp32 head as head.npz (and a 9 x 1024
-    product gains nothing from int8)."""
+    end's convolutions, traced as MatMul for this (trace's convs_as_matmul; ONNX Runtime's
+    ConvInteger took 0.76 s on a 5 s clip where this whole model takes 0.40 s). Products over fewer
+    than INT8_MIN_DEPTH numbers stay fp32: the first convolution's (a window of the raw waveform,
+    one channel), where int8 would cost the waveform's precision and save nothing. The grouped
+    positional convolutions stay fp32 Conv nodes. The quantiser would make the head's Gemm an int8
+    MatMul too: it is left out, so the graph's scores come from the same fp32 head as head.npz (and
+    a 9 x 1024 product gains nothing from int8)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = onnx.load(str(source))  # read once: the head's name from it, then quantised as it is
-    head = [node.name for node in model.graph.node if "embedding" in node.input]  # the head's Gemm
-    head += [f"{name}_MatMul" for name in head]  # the name the quantiser gives it as a MatMul
+    model = onnx.load(str(source))  # read once: the nodes left out found in it, then quantised as it is
+    depth = {t.name: t.dims[0] for t in model.graph.initializer if len(t.dims) == 2}
+    keep = [node.name for node in model.graph.node if "embedding" in node.input]  # the head's Gemm
+    keep += [f"{name}_MatMul" for name in keep]  # the name the quantiser gives it as a MatMul
+    keep += [node.name for node in model.graph.node
+             if node.op_type == "MatMul" and depth.get(node.input[1], INT8_MIN_DEPTH) < INT8_MIN_DEPTH]
     quantize_dynamic(model, str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                     per_channel=False, nodes_to_exclude=head, extra_options={"MatMulConstBOnly": True})
+                     per_channel=False, nodes_to_exclude=keep, extra_options={"MatMulConstBOnly": True})
 
 
 def convert_fp16(source: Path, target: Path) -> None:
@@ -278,7 +283,6 @@ def store_weights_beside(path: Path) -> None:
 def session(path: Path, threads: int | None = None):
     """An ONNX Runtime CPU session on `path` (see emotion.onnx_engine.session_options)."""
     import onnxruntime as ort
-
 
     return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 

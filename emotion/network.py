@@ -106,16 +106,17 @@ class FeatureExtractor(nn.Module):
         self.as_matmul: list[torch.Tensor] | None = None  # see convs_as_matmul
 
     def convs_as_matmul(self, on: bool) -> None:
-        """Run every layer after the first as slices of its input, side by side, times the weight
-        laid out as a matrix (k*I, O): the same sums as the convolution, as one MatMul node with a
-        constant weight, which ONNX Runtime's dynamic int8 quantisation turns into an int8 product
-        (its ConvInteger is slower than the fp32 Conv). For the int8 export (emotion.export); the
-        first layer, one input channel over the raw waveform, stays a convolution."""
+        """Run every layer as its input's windows side by side times the weight laid out as a matrix
+        (k*I, O): the same sums as the convolution, as one MatMul node with a constant weight, which
+        ONNX Runtime's dynamic int8 quantisation turns into an int8 product (its ConvInteger is
+        slower than the fp32 Conv), and time-major throughout, so no layer copies its output to
+        another layout. For the int8 export (emotion.export), which keeps the first layer's product
+        (one input channel, the raw waveform) in fp32."""
         if not on or not self.layer_norm:
             self.as_matmul = None
             return
         self.as_matmul = [layer[0].weight.detach().permute(2, 1, 0).reshape(-1, layer[0].out_channels).contiguous()
-                          for layer in self.conv_layers[1:]]  # the first stays a convolution
+                          for layer in self.conv_layers]
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if self.as_matmul is not None:
@@ -143,16 +144,27 @@ class FeatureExtractor(nn.Module):
         return x.squeeze(2)
 
     def _matmul(self, wav: torch.Tensor) -> torch.Tensor:
-        """See convs_as_matmul: time-major (B, T, C) after the first layer. Returns (B, C, T)."""
-        first = self.conv_layers[0]
-        x = first(wav.unsqueeze(1)).transpose(1, 2)  # (B, T, C)
-        for layer, weight in zip(self.conv_layers[1:], self.as_matmul):
-            k, s = layer[0].kernel_size[0], layer[0].stride[0]
-            n = (x.shape[1] - k) // s + 1  # output frames
-            span = s * (n - 1) + 1  # narrow, not a slice: torch.export can bound its length
-            cols = torch.cat([x.narrow(1, j, span)[:, ::s] for j in range(k)], dim=-1)  # (B, n, k*C)
+        """See convs_as_matmul: time-major (B, T, C) from the waveform on. Returns (B, C, T)."""
+        x = wav.unsqueeze(-1)  # (B, S, 1)
+        for layer, weight in zip(self.conv_layers, self.as_matmul):
+            cols = torch.cat(_windows(x, layer[0].kernel_size[0], layer[0].stride[0]), dim=-1)  # (B, n, k*C)
             x = F.gelu(fp32_layer_norm(cols @ weight, layer[2][1], cast=not x.is_cuda))
         return x.transpose(1, 2)
+
+
+def _windows(x: torch.Tensor, k: int, s: int) -> list[torch.Tensor]:
+    """The k taps of a stride-s convolution's windows over x (B, T, C), as column blocks whose
+    concatenation is (B, n, k*C), tap by tap. Each run of s taps is one contiguous slice viewed as
+    (B, n, s*C), without a copy (rows t, t+1, ... of a window lie next to each other); taps left
+    over when s does not divide k are strided slices, one a tap."""
+    b, t, c = x.shape
+    n = (t - k) // s + 1  # windows (output frames)
+    blocks = []
+    for j in range(0, k - k % s, s):  # narrow, not a slice: torch.export can bound its length
+        blocks.append(x.narrow(1, j, s * n).reshape(b, n, s * c))
+    for j in range(k - k % s, k):
+        blocks.append(x.narrow(1, j, s * (n - 1) + 1)[:, ::s])
+    return blocks
 
 
 class PositionalConv(nn.Module):

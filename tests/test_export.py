@@ -20,8 +20,8 @@ import torch
 
 from emotion.adapter import base_record, write_adapter
 from emotion.app.cli import main as cli_main
-from emotion.export import (CHECK_SECONDS, DATA_FILE, FP32_TOLERANCE, MODEL_FILE, Agreement, ExportError, check_clips,
-                            export_model, is_exported, read_manifest)
+from emotion.export import (CHECK_SECONDS, DATA_FILE, FP32_TOLERANCE, INT8_MIN_DEPTH, MODEL_FILE, Agreement,
+                            ExportError, check_clips, export_model, is_exported, read_manifest)
 from emotion.files import MANIFEST_FILE, TMP_PREFIX, file_sha256
 from emotion.onnx_engine import OnnxEngine
 from emotion.torch_engine import TorchEngine
@@ -170,6 +170,18 @@ def test_adapted_model_exports_at_int8_through_the_cli(tiny_model, exported, tmp
     logits = engine.logits(emb)[0]
     np.testing.assert_allclose(scores[0], np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum(),
                                atol=1e-5)
+    # int8 products: every linear layer and front-end layer but the first (a window of the raw
+    # waveform, too shallow for int8) and the head, which stay fp32 MatMul nodes
+    import onnx
+
+    cfg = ref.model.config
+    graph = onnx.load(str(out / MODEL_FILE), load_external_data=False).graph
+    weights = {t.name: list(t.dims) for t in graph.initializer}
+    fp32 = sorted(weights[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights)
+    first_kernel = cfg.conv_layers[0][1]
+    assert fp32 == sorted([[first_kernel, cfg.conv_layers[0][0]], [64, 3]]) and first_kernel < INT8_MIN_DEPTH
+    blocks = cfg.prenet_depth + cfg.depth
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 4 * blocks + 1 + len(cfg.conv_layers) - 1
     # an existing folder is refused, before any work
     assert cli_main(["export", str(out), "--model-dir", str(tiny_model)]) == 2
     assert "exists" in capsys.readouterr().err and read_manifest(out)["precision"] == "int8"
