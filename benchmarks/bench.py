@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,7 +167,7 @@ def main() -> None:
                   flush=True)
 
     print()
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"Machine: {cpu_name()}, "
           f"torch threads {__import__('torch').get_num_threads()}; model: random weights, large shape")
     print("| measurement | ours | funasr | ratio |")
     print("|---|---|---|---|")

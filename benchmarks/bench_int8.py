@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.machine import cpu_name
 from emotion.model import load_model
 from emotion.recognizer import Recognizer
 
@@ -193,7 +193,7 @@ def main() -> None:
         torchao_version = "not installed"
         engines = [e for e in engines if not e.startswith("torchao")]
     print(f"torch {torch.__version__}, torchao {torchao_version}, threads "
-          f"{torch.get_num_threads()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"{torch.get_num_threads()}, {cpu_name()}; "
           f"compile={args.compile}", flush=True)
     recs, infos = {}, {}
     for kind in engines:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpu_name
+
 
 def speech(seconds: float, rate: int = 48000) -> np.ndarray:
     """Real speech as int16 at `rate`: gradio's sample clips, joined and looped."""
@@ -92,13 +94,6 @@ def run_live(rec, sessions: int, seconds: float, service, clip: Path, uploads: i
             "model_s": statistics.median(u.done - u.started for u in passes), "uploads": upload_s,
             "upload_wait_s": upload_wait_s, "recorded_s": sum(r.duration_s for r in recordings) / sessions,
             "lost_s": sum(v.lost_s for v in views)}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

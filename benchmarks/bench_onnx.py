@@ -3,7 +3,7 @@
     python -m tests.checkpoints bench-work/emotion2vec_plus_large --shape large      # once, ~1.3 GB
     python -m emotion export bench-work/onnx-fp32 --model-dir bench-work/emotion2vec_plus_large
     python -m emotion export bench-work/onnx-int8 --model-dir bench-work/emotion2vec_plus_large --precision int8
-    nice python -m benchmarks.bench_onnx [--repeats 3] [--clips 8] [--agree-clips 200] [--profile]
+    nice python -m benchmarks.bench_onnx [--repeats 3] [--short-repeats 15] [--clips 8] [--agree-clips 200] [--profile]
 
 Engines: ONNX Runtime fp32 and int8 (emotion.onnx_engine.OnnxEngine on the exported folders),
 PyTorch fp32, bf16 and int8 (emotion.torch_engine.TorchEngine) and funasr's AutoModel.generate.
@@ -13,8 +13,10 @@ Measured, for each:
   that process. ONNX Runtime twice: through this package (which imports torch) and runtime-only
   (onnxruntime + numpy, as docs/run_onnx.py runs it). --prepack adds ORT fp32 with its weights
   prepacked, which the engine leaves off for fp32 (emotion.export.session_options);
-- warm latency on a 5 s and a 30 s clip: medians of --repeats, the engines interleaved run by run
-  in one process so that the machine's noise hits all alike;
+- warm latency on a 5 s and a 30 s clip: medians of --short-repeats and --repeats runs, the
+  engines interleaved run by run in one process so that the machine's noise hits all alike (the
+  log line gives each engine's fastest and slowest run too: a short pass varies more, PyTorch
+  int8's 5 s pass by up to 1.6x between runs);
 - throughput over --clips clips of 1-30 s, one at a time (CPU batch size 1), interleaved;
 - agreement: ONNX fp32 against PyTorch fp32 (largest score difference, all clips above); int8
   (both runtimes) against its runtime's fp32 on --agree-clips clips (--agree-seconds long; top-1 agreement,
@@ -36,6 +38,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench-work"
@@ -103,12 +107,6 @@ print("RESULT", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, " ".j
 """
 LOAD_ONNX = "from emotion.onnx_engine import OnnxEngine\nengine = OnnxEngine.load(sys.argv[1], prepack={prepack})"
 LOAD_TORCH = "from emotion.torch_engine import TorchEngine\nengine = TorchEngine.load(sys.argv[1], 'cpu', '{dtype}')"
-
-
-def cpu_name() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
-    return f"{name}, {len(os.sched_getaffinity(0))} cores available"
 
 
 def cold(kind: str, target: Path, dtype: str | None = None) -> tuple[float, float, float]:
@@ -188,7 +186,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=WORK / "emotion2vec_plus_large")
     parser.add_argument("--onnx", type=Path, default=WORK / "onnx-fp32")
     parser.add_argument("--onnx-int8", type=Path, default=WORK / "onnx-int8")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the 30 s clip, each engine")
+    parser.add_argument("--short-repeats", type=int, default=15, help="runs of the 5 s clip, each engine")
     parser.add_argument("--clips", type=int, default=8, help="mixed 1-30 s clips for throughput")
     parser.add_argument("--agree-clips", type=int, default=200, help="clips for int8 agreement")
     parser.add_argument("--agree-seconds", default="1,2", help="their lengths: uniform between these (s)")
@@ -253,15 +252,17 @@ def main() -> None:
         worst_fp32 = max(worst_fp32, float(np.abs(got["ORT fp32"] - got["PyTorch fp32"]).max()))
 
     if "warm" not in skip:
-        for label, wave in (("5 s", five), ("30 s", thirty)):
+        for label, wave, repeats in (("5 s", five, args.short_repeats), ("30 s", thirty, args.repeats)):
             times, got = {n: [] for n in names}, {}
-            for _ in range(args.repeats):
+            for _ in range(repeats):
                 for n in names:
                     took, got[n] = timed(lambda: engines[n].scores(wave))
                     times[n].append(took)
             for n in names:
                 table[n][label] = f"{statistics.median(times[n]):.2f}"
-            print(f"warm {label}: " + ", ".join(f"{n} {statistics.median(times[n]):.2f} s" for n in names), flush=True)
+            print(f"warm {label}, median (fastest-slowest) of {repeats}: " + ", ".join(
+                f"{n} {statistics.median(times[n]):.3f} s ({min(times[n]):.3f}-{max(times[n]):.3f})" for n in names),
+                flush=True)
             fp32_diff(got)
 
     if "throughput" not in skip:

@@ -37,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from emotion.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from emotion.speakers.diarize import AUTO_THRESHOLD, Diarizer  # noqa: E402
 
@@ -131,14 +132,6 @@ def der(reference, hypothesis, duration_s: float, collar_s: float = COLLAR_S) ->
             "confusion": confusion}
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
-
-
 def cpu_s() -> float:
     """CPU seconds this process has used (user + system): the work, whatever else runs."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -167,7 +160,7 @@ def main() -> None:
     voices = load_speakers(args.data)
     diarizer = Diarizer()
     rng = np.random.default_rng(args.seed)
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); data: {args.data} ({len(voices)} speakers); auto threshold {AUTO_THRESHOLD}")
+    print(f"CPU: {cpu_name()}; data: {args.data} ({len(voices)} speakers); auto threshold {AUTO_THRESHOLD}")
     rows = []
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else []
     calib: dict[float, list] = {t: [] for t in thresholds}
