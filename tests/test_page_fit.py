@@ -13,6 +13,7 @@ import soundfile as sf
 
 from tests.test_browser import (ARTIFACTS, PHONE, analyse, app_url, browser, media,  # noqa: F401
                                 no_wider_than_the_screen, open_page, playwright)
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # after test_browser, which skips without it
 from tests.chromium import shows, upload
 from tests.media import speechlike
 
@@ -65,7 +66,12 @@ def test_batch_results_fit_and_read(browser, app_url, media, size, lang):  # noq
             window.__progress = {top: r.top, bottom: r.bottom, left: r.left}; } })
         .observe(document.body, {subtree: true, childList: true}); }""")
     page.locator("#batch_btn").click()
-    page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('notes.wav')")
+    try:
+        page.wait_for_function("document.querySelector('#batch_summary').innerText.includes('notes.wav')")
+    except PlaywrightTimeout:  # once, under load, in a CI run (2026-12-03): keep what the page showed
+        page.screenshot(path=str(ARTIFACTS / f"fit_batch_timeout_{size}_{lang}.png"), full_page=True)
+        raise AssertionError("no batch summary within 60 s; the page said: "
+                             + page.locator("body").inner_text()[:3000]) from None
     button = page.locator("#batch_btn").bounding_box()
     progress = page.evaluate("window.__progress")
     assert progress, "no progress line under the Batch button"
