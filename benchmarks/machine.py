@@ -20,6 +20,6 @@ def cpu_name() -> str:
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
     name = fields.get("Model name") or platform.processor() or platform.machine()
     flags = set(fields.get("Flags", "").split())
-    isa = " ".join(f for f in ISA if f in flags) or "no AVX2"
+    isa = " ".join(f for f in ISA if f in flags) or ("no AVX2" if flags else "flags unknown")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{name} (family {fields.get('CPU family', '?')}, model {fields.get('Model', '?')}; {isa}), {cores} cores"
