@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -125,11 +124,10 @@ def main() -> int:
         service.live.recognize(window, sample_rate=16000)
     for _ in range(2):  # untimed: decoding, saving and the upload's shape warm up
         service.serve([str(clip)], ["utterance"], [False])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads "
+    print(f"machine: {cpu_name()}, torch threads "
           f"{__import__('torch').get_num_threads()}, load average {os.getloadavg()[0]:.1f}; model {model_dir.name} "
           f"({rec.engine.device}): uploads {rec.engine.dtype_name}, live {service.live.engine.dtype_name}"
-          f"{'' if service.live is rec else ' (a model of its own)'}; window 3 s, hop 0.5 s, chunks 0.1 s, Silero VAD on; "
-          f"CPU {cpu_name()}")
+          f"{'' if service.live is rec else ' (a model of its own)'}; window 3 s, hop 0.5 s, chunks 0.1 s, Silero VAD on")
     print(f"{'listeners':>9} {'uploads':>8} {'updates':>8} {'silent':>7} {'dropped':>8} {'window s':>9} "
           f"{'median s':>9} {'p95 s':>7} {'max s':>7} {'sent s':>7} {'kept s':>7}  uploads: s (of which waiting "
           f"for the model)")
