@@ -4,6 +4,7 @@
     python -m emotion export bench-work/onnx-fp32 --model-dir bench-work/emotion2vec_plus_large
     python -m emotion export bench-work/onnx-int8 --model-dir bench-work/emotion2vec_plus_large --precision int8
     nice python -m benchmarks.bench_onnx [--repeats 3] [--short-repeats 15] [--clips 8] [--agree-clips 200] [--profile]
+    python -m benchmarks.bench_onnx --engines "ORT int8,PyTorch int8" --skip cold,throughput,agree   # two alone
 
 Engines: ONNX Runtime fp32 and int8 (emotion.onnx_engine.OnnxEngine on the exported folders),
 PyTorch fp32, bf16 and int8 (emotion.torch_engine.TorchEngine) and funasr's AutoModel.generate.
@@ -193,6 +194,8 @@ def main() -> None:
     parser.add_argument("--agree-seconds", default="1,2", help="their lengths: uniform between these (s)")
     parser.add_argument("--cold-repeats", type=int, default=1)
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,throughput,agree")
+    parser.add_argument("--engines", default="", help="comma-separated engines to run (default all), e.g. "
+                        "'ORT int8,PyTorch int8': two engines interleaved with nothing else in the process")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--prepack", action="store_true",
                         help="add ORT fp32 with its weights prepacked (the engine's default leaves fp32 unpacked)")
@@ -218,6 +221,11 @@ def main() -> None:
     names = ["ORT fp32", "ORT int8", "PyTorch fp32", "PyTorch bf16", "PyTorch int8", "funasr"]
     if args.prepack:
         names.insert(1, "ORT fp32, prepacked")
+    if args.engines:
+        chosen = [n.strip() for n in args.engines.split(",")]
+        if unknown := set(chosen) - set(names):
+            parser.error(f"unknown engines {sorted(unknown)}; choose from {names}")
+        names = [n for n in names if n in chosen]
     table: dict[str, dict[str, str]] = {n: {} for n in names}
 
     if "cold" not in skip:
@@ -228,20 +236,21 @@ def main() -> None:
                  "ORT fp32, runtime only": ("runtime-only", args.onnx, None),
                  "ORT int8, runtime only": ("runtime-only", args.onnx_int8, None)}
         for name, (kind, target, dtype) in specs.items():
-            if name not in names and "runtime only" not in name:
+            if name.replace(", runtime only", "") not in names:
                 continue
             runs = [cold(kind, target, dtype) for _ in range(args.cold_repeats)]
             first, _, rss = (statistics.median(r[i] for r in runs) for i in range(3))
             table.setdefault(name, {}).update({"cold": f"{first:.2f}", "rss": f"{rss:.0f}"})
             print(f"cold {name}: first answer {first:.2f} s, peak RSS {rss:.0f} MB", flush=True)
 
-    engines = {"ORT fp32": Ours(OnnxEngine.load(args.onnx)), "ORT int8": Ours(OnnxEngine.load(args.onnx_int8)),
-               "PyTorch fp32": Ours(TorchEngine.load(args.model, "cpu", "fp32")),
-               "PyTorch bf16": Ours(TorchEngine.load(args.model, "cpu", "bf16")),
-               "PyTorch int8": Ours(TorchEngine.load(args.model, "cpu", "int8")),
-               "funasr": Funasr(args.model)}
-    if args.prepack:
-        engines["ORT fp32, prepacked"] = Ours(OnnxEngine.load(args.onnx, prepack=True))
+    build = {"ORT fp32": lambda: Ours(OnnxEngine.load(args.onnx)),
+             "ORT fp32, prepacked": lambda: Ours(OnnxEngine.load(args.onnx, prepack=True)),
+             "ORT int8": lambda: Ours(OnnxEngine.load(args.onnx_int8)),
+             "PyTorch fp32": lambda: Ours(TorchEngine.load(args.model, "cpu", "fp32")),
+             "PyTorch bf16": lambda: Ours(TorchEngine.load(args.model, "cpu", "bf16")),
+             "PyTorch int8": lambda: Ours(TorchEngine.load(args.model, "cpu", "int8")),
+             "funasr": lambda: Funasr(args.model)}
+    engines = {n: build[n]() for n in names}
     for name, e in engines.items():  # warm-up: one short pass each
         e.scores(check_clips((1.0,), seed=1)[0])
     five, thirty = check_clips((5.0, 30.0), seed=7)
@@ -249,7 +258,8 @@ def main() -> None:
 
     def fp32_diff(got: dict[str, np.ndarray]) -> None:
         nonlocal worst_fp32
-        worst_fp32 = max(worst_fp32, float(np.abs(got["ORT fp32"] - got["PyTorch fp32"]).max()))
+        if "ORT fp32" in got and "PyTorch fp32" in got:
+            worst_fp32 = max(worst_fp32, float(np.abs(got["ORT fp32"] - got["PyTorch fp32"]).max()))
 
     if "warm" not in skip:
         for label, wave, repeats in (("5 s", five, args.short_repeats), ("30 s", thirty, args.repeats)):
@@ -286,6 +296,8 @@ def main() -> None:
         lo, hi = map(float, args.agree_seconds.split(","))
         clips = [check_clips((float(rng.uniform(lo, hi)),), seed=1000 + i)[0] for i in range(args.agree_clips)]
         for fp32, int8 in (("ORT fp32", "ORT int8"), ("PyTorch fp32", "PyTorch int8")):
+            if fp32 not in engines or int8 not in engines:
+                continue
             agree, worst = 0, 0.0
             for wave in clips:
                 a, b = engines[fp32].scores(wave), engines[int8].scores(wave)
@@ -294,7 +306,8 @@ def main() -> None:
             table[int8]["agreement"] = f"top-1 {agree}/{len(clips)}, max diff {worst:.3f}"
             print(f"{int8} against {fp32} over {len(clips)} clips of {lo:g}-{hi:g} s: top-1 {agree}/{len(clips)}, "
                   f"largest score difference {worst:.4f}", flush=True)
-    table["ORT fp32"]["agreement"] = f"max score diff {worst_fp32:.1e} vs PyTorch fp32"
+    if "ORT fp32" in table and "PyTorch fp32" in table:
+        table["ORT fp32"]["agreement"] = f"max score diff {worst_fp32:.1e} vs PyTorch fp32"
 
     print("\n| engine | cold start to first answer (s) | peak RSS (MB) | 5 s clip (s) | 30 s clip (s) "
           "| throughput (audio s/s) | agreement |")
